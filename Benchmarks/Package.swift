@@ -1,0 +1,36 @@
+// swift-tools-version:6.1
+// A package of its own so that `make test` never resolves or builds the benchmark toolchain.
+import PackageDescription
+
+let package = Package(
+    name: "swift-motan-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "swift-motan", path: "../"),
+        .package(
+            url: "https://github.com/ordo-one/benchmark.git",
+            from: "1.38.0",
+            traits: ["MallocInterposer"]
+        ),
+    ],
+    targets: [
+        .executableTarget(
+            name: "LoopBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "MotanLoop", package: "swift-motan"),
+            ],
+            path: "Benchmarks/LoopBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "CodecBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "MotanCodec", package: "swift-motan"),
+            ],
+            path: "Benchmarks/CodecBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)

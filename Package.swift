@@ -1,0 +1,62 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "swift-motan",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "MotanLoop", targets: ["MotanLoop"]),
+        .library(name: "MotanCodec", targets: ["MotanCodec"]),
+        .executable(name: "motan", targets: ["motan"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibUV",
+            path: "CLibUV",
+            pkgConfig: "libuv",
+            providers: [.apt(["libuv1-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            path: "Sources/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(
+            name: "MotanLoop",
+            dependencies: [
+                "CLibUV",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "MotanCodec",
+            dependencies: ["CZlib"]
+        ),
+        .executableTarget(
+            name: "motan",
+            dependencies: [
+                "MotanLoop",
+                "MotanCodec",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "MotanLoopTests",
+            dependencies: ["MotanLoop", "CLibUV"]
+        ),
+        .testTarget(
+            name: "MotanCodecTests",
+            dependencies: [
+                "MotanCodec",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+    ]
+)

@@ -7,11 +7,15 @@ let package = Package(
     products: [
         .library(name: "MotanLoop", targets: ["MotanLoop"]),
         .library(name: "MotanCodec", targets: ["MotanCodec"]),
+        .library(name: "MotanTransport", targets: ["MotanTransport"]),
+        .library(name: "MotanHarness", targets: ["MotanHarness"]),
         .executable(name: "motan", targets: ["motan"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.1.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
     ],
     targets: [
@@ -38,11 +42,29 @@ let package = Package(
             name: "MotanCodec",
             dependencies: ["CZlib"]
         ),
+        .target(
+            name: "MotanTransport",
+            dependencies: [
+                "MotanLoop",
+                "MotanCodec",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .target(
+            name: "MotanHarness",
+            dependencies: [
+                "MotanLoop",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         .executableTarget(
             name: "motan",
             dependencies: [
                 "MotanLoop",
                 "MotanCodec",
+                "MotanTransport",
+                "MotanHarness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -50,6 +72,10 @@ let package = Package(
         .testTarget(
             name: "MotanLoopTests",
             dependencies: ["MotanLoop", "CLibUV"]
+        ),
+        .testTarget(
+            name: "MotanTransportTests",
+            dependencies: ["MotanTransport", "MotanLoop", "MotanCodec"]
         ),
         .testTarget(
             name: "MotanCodecTests",

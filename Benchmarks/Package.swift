@@ -19,6 +19,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "MotanLoop", package: "swift-motan"),
+                .product(name: "MotanHarness", package: "swift-motan"),
             ],
             path: "Benchmarks/LoopBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
@@ -30,6 +31,18 @@ let package = Package(
                 .product(name: "MotanCodec", package: "swift-motan"),
             ],
             path: "Benchmarks/CodecBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "TransportBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "MotanTransport", package: "swift-motan"),
+                .product(name: "MotanCodec", package: "swift-motan"),
+                .product(name: "MotanLoop", package: "swift-motan"),
+                .product(name: "MotanHarness", package: "swift-motan"),
+            ],
+            path: "Benchmarks/TransportBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ]

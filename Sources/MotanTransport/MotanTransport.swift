@@ -1,0 +1,1 @@
+// Transport layer: server and client endpoints over MotanLoop.

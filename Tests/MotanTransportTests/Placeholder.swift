@@ -1,0 +1,1 @@
+// Transport tests land with the transport.

@@ -4,47 +4,47 @@ import MotanLoop
 /// complete frame is written back, and everything echoed in one read goes out in one flush. This is
 /// the "raw libuv" baseline the RPC transport is measured against.
 public final class LengthPrefixedEchoHandler: TCPConnectionDelegate, @unchecked Sendable {
-  /// Bytes of a frame that arrived split across reads. Reused, so steady state allocates nothing.
-  private var partial: [UInt8] = []
-  private let maxFrame: Int
+    /// Bytes of a frame that arrived split across reads. Reused, so steady state allocates nothing.
+    private var partial: [UInt8] = []
+    private let maxFrame: Int
 
-  public init(maxFrame: Int = 16 << 20) {
-    self.maxFrame = maxFrame
-    partial.reserveCapacity(4096)
-  }
-
-  public func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
-    var input = bytes
-    if !partial.isEmpty {
-      // Complete the frame held over from earlier reads first.
-      let needed = frameLength(partial) - partial.count
-      let take = Swift.min(needed, input.count)
-      partial.append(contentsOf: input.prefix(take))
-      input = UnsafeRawBufferPointer(rebasing: input.dropFirst(take))
-      guard partial.count == frameLength(partial) else { return }
-      partial.withUnsafeBytes { connection.write($0) }
-      partial.removeAll(keepingCapacity: true)
+    public init(maxFrame: Int = 16 << 20) {
+        self.maxFrame = maxFrame
+        partial.reserveCapacity(4096)
     }
-    while input.count >= 4 {
-      let length = 4 + Int(input.loadUnaligned(as: UInt32.self).bigEndian)
-      if length - 4 > maxFrame {
-        connection.close(
-          .protocolViolation("echo frame of \(length - 4) bytes exceeds \(maxFrame)"))
-        return
-      }
-      guard input.count >= length else { break }
-      connection.write(UnsafeRawBufferPointer(rebasing: input.prefix(length)))
-      input = UnsafeRawBufferPointer(rebasing: input.dropFirst(length))
+
+    public func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
+        var input = bytes
+        if !partial.isEmpty {
+            // Complete the frame held over from earlier reads first.
+            let needed = frameLength(partial) - partial.count
+            let take = Swift.min(needed, input.count)
+            partial.append(contentsOf: input.prefix(take))
+            input = UnsafeRawBufferPointer(rebasing: input.dropFirst(take))
+            guard partial.count == frameLength(partial) else { return }
+            partial.withUnsafeBytes { connection.write($0) }
+            partial.removeAll(keepingCapacity: true)
+        }
+        while input.count >= 4 {
+            let length = 4 + Int(input.loadUnaligned(as: UInt32.self).bigEndian)
+            if length - 4 > maxFrame {
+                connection.close(
+                    .protocolViolation("echo frame of \(length - 4) bytes exceeds \(maxFrame)"))
+                return
+            }
+            guard input.count >= length else { break }
+            connection.write(UnsafeRawBufferPointer(rebasing: input.prefix(length)))
+            input = UnsafeRawBufferPointer(rebasing: input.dropFirst(length))
+        }
+        partial.append(contentsOf: input)
+        connection.flush()
     }
-    partial.append(contentsOf: input)
-    connection.flush()
-  }
 
-  /// Length of the frame whose start is in `bytes`; a header still incomplete counts as 4 bytes.
-  private func frameLength(_ bytes: [UInt8]) -> Int {
-    guard bytes.count >= 4 else { return 4 }
-    return 4 + (Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3]))
-  }
+    /// Length of the frame whose start is in `bytes`; a header still incomplete counts as 4 bytes.
+    private func frameLength(_ bytes: [UInt8]) -> Int {
+        guard bytes.count >= 4 else { return 4 }
+        return 4 + (Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3]))
+    }
 
-  public func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
+    public func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
 }

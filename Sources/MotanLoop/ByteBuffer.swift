@@ -1,110 +1,110 @@
 #if canImport(Glibc)
-  import Glibc
+    import Glibc
 #elseif canImport(Musl)
-  import Musl
+    import Musl
 #elseif canImport(Darwin)
-  import Darwin
+    import Darwin
 #endif
 
 /// A growable byte buffer with separate reader and writer indices. Reference type on purpose: a
 /// buffer handed to `TCPConnection.write(buffer:)` is owned by the connection until written, then
 /// recycled through the loop's pool, so steady-state writes allocate nothing.
 public final class ByteBuffer {
-  public private(set) var base: UnsafeMutableRawPointer
-  public private(set) var capacity: Int
-  public var readerIndex: Int = 0
-  public private(set) var writerIndex: Int = 0
+    public private(set) var base: UnsafeMutableRawPointer
+    public private(set) var capacity: Int
+    public var readerIndex: Int = 0
+    public private(set) var writerIndex: Int = 0
 
-  public init(capacity: Int) {
-    self.capacity = max(capacity, 16)
-    base = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 16)
-  }
-
-  deinit { base.deallocate() }
-
-  public var readableBytes: Int { writerIndex - readerIndex }
-  public var writableBytes: Int { capacity - writerIndex }
-
-  /// The bytes between reader and writer index; valid until the buffer is next mutated.
-  public var readableView: UnsafeRawBufferPointer {
-    UnsafeRawBufferPointer(start: base + readerIndex, count: readableBytes)
-  }
-
-  public func clear() {
-    readerIndex = 0
-    writerIndex = 0
-  }
-
-  public func reserveCapacity(_ minimum: Int) {
-    guard minimum > capacity else { return }
-    var newCapacity = capacity
-    while newCapacity < minimum { newCapacity *= 2 }
-    let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
-    newBase.copyMemory(from: base, byteCount: writerIndex)
-    base.deallocate()
-    base = newBase
-    capacity = newCapacity
-  }
-
-  public func write(_ bytes: UnsafeRawBufferPointer) {
-    guard let source = bytes.baseAddress, bytes.count > 0 else { return }
-    reserveCapacity(writerIndex + bytes.count)
-    (base + writerIndex).copyMemory(from: source, byteCount: bytes.count)
-    writerIndex += bytes.count
-  }
-
-  public func write(_ bytes: some Sequence<UInt8>) {
-    let done: Void? = bytes.withContiguousStorageIfAvailable { write(UnsafeRawBufferPointer($0)) }
-    if done == nil {
-      for byte in bytes { write(byte: byte) }
+    public init(capacity: Int) {
+        self.capacity = max(capacity, 16)
+        base = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 16)
     }
-  }
 
-  public func write(byte: UInt8) {
-    reserveCapacity(writerIndex + 1)
-    base.storeBytes(of: byte, toByteOffset: writerIndex, as: UInt8.self)
-    writerIndex += 1
-  }
+    deinit { base.deallocate() }
 
-  /// Lets a caller (e.g. an encoder) write in place; `body` returns how many bytes it wrote.
-  public func writeWithUnsafeMutableBytes(
-    minimumWritableBytes: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int
-  ) {
-    reserveCapacity(writerIndex + minimumWritableBytes)
-    let written = body(
-      UnsafeMutableRawBufferPointer(start: base + writerIndex, count: writableBytes))
-    precondition(written >= 0 && written <= writableBytes)
-    writerIndex += written
-  }
+    public var readableBytes: Int { writerIndex - readerIndex }
+    public var writableBytes: Int { capacity - writerIndex }
 
-  public func readBytes() -> [UInt8] {
-    let out = Array(readableView)
-    readerIndex = writerIndex
-    return out
-  }
+    /// The bytes between reader and writer index; valid until the buffer is next mutated.
+    public var readableView: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base + readerIndex, count: readableBytes)
+    }
+
+    public func clear() {
+        readerIndex = 0
+        writerIndex = 0
+    }
+
+    public func reserveCapacity(_ minimum: Int) {
+        guard minimum > capacity else { return }
+        var newCapacity = capacity
+        while newCapacity < minimum { newCapacity *= 2 }
+        let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        newBase.copyMemory(from: base, byteCount: writerIndex)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        reserveCapacity(writerIndex + bytes.count)
+        (base + writerIndex).copyMemory(from: source, byteCount: bytes.count)
+        writerIndex += bytes.count
+    }
+
+    public func write(_ bytes: some Sequence<UInt8>) {
+        let done: Void? = bytes.withContiguousStorageIfAvailable { write(UnsafeRawBufferPointer($0)) }
+        if done == nil {
+            for byte in bytes { write(byte: byte) }
+        }
+    }
+
+    public func write(byte: UInt8) {
+        reserveCapacity(writerIndex + 1)
+        base.storeBytes(of: byte, toByteOffset: writerIndex, as: UInt8.self)
+        writerIndex += 1
+    }
+
+    /// Lets a caller (e.g. an encoder) write in place; `body` returns how many bytes it wrote.
+    public func writeWithUnsafeMutableBytes(
+        minimumWritableBytes: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int
+    ) {
+        reserveCapacity(writerIndex + minimumWritableBytes)
+        let written = body(
+            UnsafeMutableRawBufferPointer(start: base + writerIndex, count: writableBytes))
+        precondition(written >= 0 && written <= writableBytes)
+        writerIndex += written
+    }
+
+    public func readBytes() -> [UInt8] {
+        let out = Array(readableView)
+        readerIndex = writerIndex
+        return out
+    }
 }
 
 /// Per-loop free list of standard-size buffers. Loop thread only.
 final class ByteBufferPool {
-  let chunkSize: Int
-  private var free: [ByteBuffer] = []
-  private let maxPooled = 256
+    let chunkSize: Int
+    private var free: [ByteBuffer] = []
+    private let maxPooled = 256
 
-  init(chunkSize: Int) { self.chunkSize = chunkSize }
+    init(chunkSize: Int) { self.chunkSize = chunkSize }
 
-  func take(minimumCapacity: Int) -> ByteBuffer {
-    if minimumCapacity <= chunkSize, let buffer = free.popLast() {
-      return buffer
+    func take(minimumCapacity: Int) -> ByteBuffer {
+        if minimumCapacity <= chunkSize, let buffer = free.popLast() {
+            return buffer
+        }
+        return ByteBuffer(capacity: max(minimumCapacity, chunkSize))
     }
-    return ByteBuffer(capacity: max(minimumCapacity, chunkSize))
-  }
 
-  /// Only standard-size buffers are kept; an oversize one is freed so one large write does not pin memory.
-  func recycle(_ buffer: ByteBuffer) {
-    guard buffer.capacity == chunkSize, free.count < maxPooled else { return }
-    buffer.clear()
-    free.append(buffer)
-  }
+    /// Only standard-size buffers are kept; an oversize one is freed so one large write does not pin memory.
+    func recycle(_ buffer: ByteBuffer) {
+        guard buffer.capacity == chunkSize, free.count < maxPooled else { return }
+        buffer.clear()
+        free.append(buffer)
+    }
 
-  func drain() { free.removeAll() }
+    func drain() { free.removeAll() }
 }

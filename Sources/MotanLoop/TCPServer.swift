@@ -2,11 +2,11 @@ import CLibUV
 import Dispatch
 
 #if canImport(Glibc)
-  import Glibc
+    import Glibc
 #elseif canImport(Musl)
-  import Musl
+    import Musl
 #elseif canImport(Darwin)
-  import Darwin
+    import Darwin
 #endif
 
 /// Decides what happens to an accepted connection; runs on the connection's loop. Return nil to refuse it.
@@ -14,163 +14,165 @@ public typealias ConnectionInitializer = @Sendable (TCPConnection) -> TCPConnect
 
 /// One listening socket on one loop, owning its `uv_tcp_t`.
 final class TCPListener: LoopHandleOwner, @unchecked Sendable {
-  let loop: EventLoop
-  private let handle: UnsafeMutablePointer<uv_tcp_t>
-  private let initializer: ConnectionInitializer
-  private(set) var isClosed = false
-  private var closed: (() -> Void)?
+    let loop: EventLoop
+    private let handle: UnsafeMutablePointer<uv_tcp_t>
+    private let initializer: ConnectionInitializer
+    private(set) var isClosed = false
+    private var closed: (() -> Void)?
 
-  private var rawHandle: UnsafeMutablePointer<uv_handle_t> {
-    UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self)
-  }
+    private var rawHandle: UnsafeMutablePointer<uv_handle_t> {
+        UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self)
+    }
 
-  /// Binds and listens; on failure the handle is already closed. Loop thread only.
-  init(
-    loop: EventLoop, address: SocketAddress, backlog: Int32,
-    initializer: @escaping ConnectionInitializer
-  )
-    throws(LoopError)
-  {
-    loop.preconditionInEventLoop()
-    self.loop = loop
-    self.initializer = initializer
-    handle = .allocate(capacity: 1)
-    // init_ex creates the socket now, so SO_REUSEPORT can be set before bind: each loop gets its
-    // own listening socket and the kernel spreads connections, which then never change threads.
-    uv_tcp_init_ex(loop.uvLoop, handle, UInt32(address.isIPv6 ? AF_INET6 : AF_INET))
-    handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
-    do {
-      var fd = uv_os_fd_t()
-      try check(uv_fileno(rawHandle, &fd), address)
-      guard cmotan_set_reuseport(fd) == 0 else {
-        throw LoopError.bindFailed(address: address.description, UVError(-errno))
-      }
-      try address.withSockAddr { (addr) throws(LoopError) in
-        try check(uv_tcp_bind(handle, addr, 0), address)
-      }
-      try check(
-        uv_listen(
-          UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self), backlog,
-          { server, status in
-            let listener = Unmanaged<TCPListener>.fromOpaque(server!.pointee.data)
-              .takeUnretainedValue()
-            listener.accept(status: status)
-          }), address)
-    } catch let error as LoopError {
-      close()
-      throw error
-    } catch {
-      fatalError("unreachable")
+    /// Binds and listens; on failure the handle is already closed. Loop thread only.
+    init(
+        loop: EventLoop, address: SocketAddress, backlog: Int32,
+        initializer: @escaping ConnectionInitializer
+    )
+        throws(LoopError)
+    {
+        loop.preconditionInEventLoop()
+        self.loop = loop
+        self.initializer = initializer
+        handle = .allocate(capacity: 1)
+        // init_ex creates the socket now, so SO_REUSEPORT can be set before bind: each loop gets its
+        // own listening socket and the kernel spreads connections, which then never change threads.
+        uv_tcp_init_ex(loop.uvLoop, handle, UInt32(address.isIPv6 ? AF_INET6 : AF_INET))
+        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        do {
+            var fd = uv_os_fd_t()
+            try check(uv_fileno(rawHandle, &fd), address)
+            guard cmotan_set_reuseport(fd) == 0 else {
+                throw LoopError.bindFailed(address: address.description, UVError(-errno))
+            }
+            try address.withSockAddr { (addr) throws(LoopError) in
+                try check(uv_tcp_bind(handle, addr, 0), address)
+            }
+            try check(
+                uv_listen(
+                    UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self), backlog,
+                    { server, status in
+                        let listener = Unmanaged<TCPListener>.fromOpaque(server!.pointee.data)
+                            .takeUnretainedValue()
+                        listener.accept(status: status)
+                    }), address)
+        } catch let error as LoopError {
+            close()
+            throw error
+        } catch {
+            fatalError("unreachable")
+        }
     }
-  }
 
-  private func check(_ rc: Int32, _ address: SocketAddress) throws(LoopError) {
-    if rc != 0 { throw LoopError.bindFailed(address: address.description, UVError(rc)) }
-  }
+    private func check(_ rc: Int32, _ address: SocketAddress) throws(LoopError) {
+        if rc != 0 { throw LoopError.bindFailed(address: address.description, UVError(rc)) }
+    }
 
-  var localPort: Int {
-    var storage = sockaddr_storage()
-    var length = Int32(MemoryLayout<sockaddr_storage>.size)
-    _ = withUnsafeMutablePointer(to: &storage) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        uv_tcp_getsockname(handle, $0, &length)
-      }
+    var localPort: Int {
+        var storage = sockaddr_storage()
+        var length = Int32(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                uv_tcp_getsockname(handle, $0, &length)
+            }
+        }
+        return SocketAddress(&storage)?.port ?? 0
     }
-    return SocketAddress(&storage)?.port ?? 0
-  }
 
-  private func accept(status: Int32) {
-    guard status == 0 else {
-      loop.logger.warning("accept failed: \(UVError(status))")
-      return
+    private func accept(status: Int32) {
+        guard status == 0 else {
+            loop.logger.warning("accept failed: \(UVError(status))")
+            return
+        }
+        let connection = TCPConnection(loop: loop, state: .connecting)
+        let rc = uv_accept(
+            UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self),
+            UnsafeMutableRawPointer(connection.handle).assumingMemoryBound(to: uv_stream_t.self))
+        guard rc == 0 else {
+            loop.logger.warning("uv_accept failed: \(UVError(rc))")
+            connection.close(.socketError(UVError(rc)))
+            return
+        }
+        connection.becomeOpen()
+        guard let delegate = initializer(connection) else {
+            connection.close(.local)
+            return
+        }
+        connection.delegate = delegate
+        connection.startReading()
     }
-    let connection = TCPConnection(loop: loop, state: .connecting)
-    let rc = uv_accept(
-      UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self),
-      UnsafeMutableRawPointer(connection.handle).assumingMemoryBound(to: uv_stream_t.self))
-    guard rc == 0 else {
-      loop.logger.warning("uv_accept failed: \(UVError(rc))")
-      connection.close(.socketError(UVError(rc)))
-      return
-    }
-    connection.becomeOpen()
-    guard let delegate = initializer(connection) else {
-      connection.close(.local)
-      return
-    }
-    connection.delegate = delegate
-    connection.startReading()
-  }
 
-  /// Stops accepting. Connections already accepted stay open.
-  func close(then done: (() -> Void)? = nil) {
-    guard !isClosed else {
-      done?()
-      return
+    /// Stops accepting. Connections already accepted stay open.
+    func close(then done: (() -> Void)? = nil) {
+        guard !isClosed else {
+            done?()
+            return
+        }
+        isClosed = true
+        closed = done
+        uv_close(rawHandle) { raw in
+            let listener = Unmanaged<TCPListener>.fromOpaque(raw!.pointee.data).takeRetainedValue()
+            listener.handle.deallocate()
+            let done = listener.closed
+            listener.closed = nil
+            done?()
+        }
     }
-    isClosed = true
-    closed = done
-    uv_close(rawHandle) { raw in
-      let listener = Unmanaged<TCPListener>.fromOpaque(raw!.pointee.data).takeRetainedValue()
-      listener.handle.deallocate()
-      let done = listener.closed
-      listener.closed = nil
-      done?()
-    }
-  }
 
-  func closeForLoopShutdown() { close() }
+    func closeForLoopShutdown() { close() }
 }
 
 /// A listening TCP server with one listener per loop of a group, all on the same port.
 public final class TCPServer: @unchecked Sendable {
-  public let address: SocketAddress
-  private let listeners: [TCPListener]
+    public let address: SocketAddress
+    private let listeners: [TCPListener]
 
-  private init(address: SocketAddress, listeners: [TCPListener]) {
-    self.address = address
-    self.listeners = listeners
-  }
+    private init(address: SocketAddress, listeners: [TCPListener]) {
+        self.address = address
+        self.listeners = listeners
+    }
 
-  /// Binds `host:port` on every loop of `group` (port 0 picks a free port, shared by all loops).
-  /// Blocks the calling thread until all listeners are up; never call it on a loop thread.
-  public static func bind(
-    host: String, port: Int, on group: EventLoopGroup, backlog: Int32 = 1024,
-    initializer: @escaping ConnectionInitializer
-  ) throws(LoopError) -> TCPServer {
-    var listeners: [TCPListener] = []
-    var boundPort = port
-    for loop in group.loops {
-      let address = SocketAddress(host: host, port: boundPort)
-      let result: Result<TCPListener, LoopError> = loop.runSync {
-        Result { () throws(LoopError) in
-          try TCPListener(loop: loop, address: address, backlog: backlog, initializer: initializer)
+    /// Binds `host:port` on every loop of `group` (port 0 picks a free port, shared by all loops).
+    /// Blocks the calling thread until all listeners are up; never call it on a loop thread.
+    public static func bind(
+        host: String, port: Int, on group: EventLoopGroup, backlog: Int32 = 1024,
+        initializer: @escaping ConnectionInitializer
+    ) throws(LoopError) -> TCPServer {
+        var listeners: [TCPListener] = []
+        var boundPort = port
+        for loop in group.loops {
+            let address = SocketAddress(host: host, port: boundPort)
+            let result: Result<TCPListener, LoopError> = loop.runSync {
+                Result { () throws(LoopError) in
+                    try TCPListener(loop: loop, address: address, backlog: backlog, initializer: initializer)
+                }
+            }
+            switch result {
+            case .success(let listener):
+                listeners.append(listener)
+                if boundPort == 0 { boundPort = loop.runSync { listener.localPort } }
+            case .failure(let error):
+                closeAll(listeners)
+                throw error
+            }
         }
-      }
-      switch result {
-      case .success(let listener):
-        listeners.append(listener)
-        if boundPort == 0 { boundPort = loop.runSync { listener.localPort } }
-      case .failure(let error):
-        closeAll(listeners)
-        throw error
-      }
+        return TCPServer(address: SocketAddress(host: host, port: boundPort), listeners: listeners)
     }
-    return TCPServer(address: SocketAddress(host: host, port: boundPort), listeners: listeners)
-  }
 
-  public var port: Int { address.port }
+    public var port: Int { address.port }
 
-  /// Stops accepting on every loop and waits until each listener's handle is closed.
-  public func close() {
-    Self.closeAll(listeners)
-  }
-
-  private static func closeAll(_ listeners: [TCPListener]) {
-    let done = DispatchSemaphore(value: 0)
-    for listener in listeners {
-      listener.loop.execute { listener.close { done.signal() } }
+    /// Stops accepting on every loop and waits until each listener's handle is closed.
+    public func close() {
+        Self.closeAll(listeners)
     }
-    for _ in listeners { done.wait() }
-  }
+
+    private static func closeAll(_ listeners: [TCPListener]) {
+        let done = DispatchSemaphore(value: 0)
+        // A loop already shut down closed its listener then; waiting on it would never end.
+        let live = listeners.filter { !$0.loop.isShutDown }
+        for listener in live {
+            listener.loop.execute { listener.close { done.signal() } }
+        }
+        for _ in live { done.wait() }
+    }
 }

@@ -5,111 +5,111 @@ import Synchronization
 
 /// Echoes every byte back; the server side of most tests.
 final class EchoDelegate: TCPConnectionDelegate, @unchecked Sendable {
-  func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
-    connection.write(bytes)
-    connection.flush()
-  }
-  func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
+    func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
+        connection.write(bytes)
+        connection.flush()
+    }
+    func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
 }
 
 /// Collects what a client connection receives and resumes a waiter once `expected` bytes arrived.
 final class CollectingDelegate: TCPConnectionDelegate, @unchecked Sendable {
-  var received: [UInt8] = []
-  var reads = 0
-  var expected = 0
-  var closeReasons: [CloseReason] = []
-  var eofSeen = false
-  private var waiter: CheckedContinuation<[UInt8], Never>?
-  private var closeWaiter: CheckedContinuation<CloseReason, Never>?
+    var received: [UInt8] = []
+    var reads = 0
+    var expected = 0
+    var closeReasons: [CloseReason] = []
+    var eofSeen = false
+    private var waiter: CheckedContinuation<[UInt8], Never>?
+    private var closeWaiter: CheckedContinuation<CloseReason, Never>?
 
-  func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
-    reads += 1
-    received.append(contentsOf: bytes)
-    if received.count >= expected, let waiter {
-      self.waiter = nil
-      waiter.resume(returning: received)
+    func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
+        reads += 1
+        received.append(contentsOf: bytes)
+        if received.count >= expected, let waiter {
+            self.waiter = nil
+            waiter.resume(returning: received)
+        }
     }
-  }
 
-  func connectionDidReadEOF(_ connection: TCPConnection) {
-    eofSeen = true
-    connection.close(.remoteClosed)
-  }
+    func connectionDidReadEOF(_ connection: TCPConnection) {
+        eofSeen = true
+        connection.close(.remoteClosed)
+    }
 
-  func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {
-    closeReasons.append(reason)
-    if let waiter {
-      self.waiter = nil
-      waiter.resume(returning: received)
+    func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {
+        closeReasons.append(reason)
+        if let waiter {
+            self.waiter = nil
+            waiter.resume(returning: received)
+        }
+        if let closeWaiter {
+            self.closeWaiter = nil
+            closeWaiter.resume(returning: reason)
+        }
     }
-    if let closeWaiter {
-      self.closeWaiter = nil
-      closeWaiter.resume(returning: reason)
-    }
-  }
 
-  /// Loop thread only.
-  func wait(for count: Int, _ continuation: CheckedContinuation<[UInt8], Never>) {
-    expected = count
-    if received.count >= count {
-      continuation.resume(returning: received)
-    } else {
-      waiter = continuation
+    /// Loop thread only.
+    func wait(for count: Int, _ continuation: CheckedContinuation<[UInt8], Never>) {
+        expected = count
+        if received.count >= count {
+            continuation.resume(returning: received)
+        } else {
+            waiter = continuation
+        }
     }
-  }
 
-  func waitForClose(_ continuation: CheckedContinuation<CloseReason, Never>) {
-    if let reason = closeReasons.first {
-      continuation.resume(returning: reason)
-    } else {
-      closeWaiter = continuation
+    func waitForClose(_ continuation: CheckedContinuation<CloseReason, Never>) {
+        if let reason = closeReasons.first {
+            continuation.resume(returning: reason)
+        } else {
+            closeWaiter = continuation
+        }
     }
-  }
 }
 
 func openFileDescriptorCount() -> Int {
-  (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
 }
 
 func liveHandles(_ group: EventLoopGroup) -> Int {
-  group.loops.reduce(0) { total, loop in total + loop.runSync { loop.liveHandleCount() } }
+    group.loops.reduce(0) { total, loop in total + loop.runSync { loop.liveHandleCount() } }
 }
 
 /// A fixed pattern so corruption or reordering of any byte is caught.
 func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
-  var out = [UInt8](repeating: 0, count: count)
-  var x = UInt32(seed) &* 2_654_435_761
-  for i in 0..<count {
-    x = x &* 1_103_515_245 &+ 12345
-    out[i] = UInt8(truncatingIfNeeded: x >> 16)
-  }
-  return out
+    var out = [UInt8](repeating: 0, count: count)
+    var x = UInt32(seed) &* 2_654_435_761
+    for i in 0..<count {
+        x = x &* 1_103_515_245 &+ 12345
+        out[i] = UInt8(truncatingIfNeeded: x >> 16)
+    }
+    return out
 }
 
 /// A port nothing listens on: bind an ephemeral one, then close it.
 func closedPort() -> Int {
-  let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-  var addr = sockaddr_in()
-  addr.sin_family = sa_family_t(AF_INET)
-  addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-  addr.sin_port = 0
-  _ = withUnsafePointer(to: &addr) {
-    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-      Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    _ = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
-  }
-  var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-  _ = withUnsafeMutablePointer(to: &addr) {
-    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-  }
-  Glibc.close(fd)
-  return Int(UInt16(bigEndian: addr.sin_port))
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    Glibc.close(fd)
+    return Int(UInt16(bigEndian: addr.sin_port))
 }
 
 func fdsDump() -> [String] {
-  let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-  return names.map {
-    "\($0)->"
-      + ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) ?? "?")
-  }
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    return names.map {
+        "\($0)->"
+            + ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) ?? "?")
+    }
 }

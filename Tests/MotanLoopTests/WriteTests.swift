@@ -4,158 +4,158 @@ import Testing
 
 @Suite("Writes, backpressure and close")
 struct WriteTests {
-  /// Accepts but never reads, so the client's writes pile up in the kernel and then in our queue.
-  final class Sink: TCPConnectionDelegate, @unchecked Sendable {
-    func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {}
-    func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
-  }
-
-  final class WritabilityRecorder: TCPConnectionDelegate, @unchecked Sendable {
-    var changes: [Bool] = []
-    func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {}
-    func connectionWritabilityChanged(_ connection: TCPConnection, isWritable: Bool) {
-      changes.append(isWritable)
+    /// Accepts but never reads, so the client's writes pile up in the kernel and then in our queue.
+    final class Sink: TCPConnectionDelegate, @unchecked Sendable {
+        func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {}
+        func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
     }
-    func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
-  }
 
-  @Test("close with writes pending: every completion runs exactly once, with an error")
-  func closeWithPendingWrites() async throws {
-    let group = EventLoopGroup(numberOfLoops: 1)
-    defer { group.syncShutdown() }
-    let loop = group.loops[0]
-    let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { connection in
-      connection.stopReading()
-      return Sink()
-    }
-    defer { server.close() }
-    // Reading never starts on the server side: initializer's stopReading precedes startReading,
-    // so stop it again right after accept through a dedicated delegate below.
-    let recorder = WritabilityRecorder()
-    let connection = try await TCPConnection.connect(
-      to: SocketAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
-    ) { recorder }
-
-    let writes = 400
-    let chunk = pattern(64 * 1024)
-    final class Outcomes: @unchecked Sendable {
-      var calls = [Int](repeating: 0, count: 400)
-      var failures = 0
-      var successes = 0
-    }
-    let outcomes = Outcomes()
-    loop.runSync {
-      for i in 0..<writes {
-        connection.write(chunk) { result in
-          outcomes.calls[i] += 1
-          switch result {
-          case .success: outcomes.successes += 1
-          case .failure(let error):
-            #expect(error == .connectionClosed(.local))
-            outcomes.failures += 1
-          }
+    final class WritabilityRecorder: TCPConnectionDelegate, @unchecked Sendable {
+        var changes: [Bool] = []
+        func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {}
+        func connectionWritabilityChanged(_ connection: TCPConnection, isWritable: Bool) {
+            changes.append(isWritable)
         }
-        // Flush every other write so some are in flight and some still queued at close.
-        if i % 2 == 0 { connection.flush() }
-      }
+        func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
     }
-    // Let the kernel take what it will; the server never reads, so 25 MiB cannot all go out.
-    try await Task.sleep(for: .milliseconds(100))
-    let pendingBeforeClose = loop.runSync { connection.pendingWriteBytes }
-    #expect(pendingBeforeClose > 0)
-    loop.runSync { connection.close() }
-    // Completions of in-flight writes arrive from libuv's close processing: poll the loop (bounded).
-    for _ in 0..<200 {
-      if loop.runSync({ outcomes.successes + outcomes.failures }) == writes { break }
-      try await Task.sleep(for: .milliseconds(5))
-    }
-    let (calls, failures, successes, pending) = loop.runSync {
-      (outcomes.calls, outcomes.failures, outcomes.successes, connection.pendingWriteBytes)
-    }
-    #expect(calls.allSatisfy { $0 == 1 }, "every completion exactly once")
-    #expect(failures > 0)
-    #expect(successes + failures == writes)
-    #expect(pending == 0)
-    // Writes after close fail at once, also exactly once.
-    let late = Mutex(0)
-    loop.runSync { connection.write([1]) { _ in late.withLock { $0 += 1 } } }
-    #expect(late.withLock { $0 } == 1)
-    // Writability went false at the high watermark while the queue was full.
-    #expect(loop.runSync { recorder.changes.first } == false)
-  }
 
-  @Test("writability: false above the high watermark, true again below the low one")
-  func watermarks() async throws {
-    let group = EventLoopGroup(numberOfLoops: 1)
-    defer { group.syncShutdown() }
-    let loop = group.loops[0]
-    let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in EchoDelegate() }
-    defer { server.close() }
-    // Echo back to a client that counts what it gets, so everything drains eventually.
-    final class Recorder: TCPConnectionDelegate, @unchecked Sendable {
-      var changes: [Bool] = []
-      var received = 0
-      var done: CheckedContinuation<Void, Never>?
-      let total: Int
-      init(total: Int) { self.total = total }
-      func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
-        received += bytes.count
-        if received == total {
-          done?.resume()
-          done = nil
+    @Test("close with writes pending: every completion runs exactly once, with an error")
+    func closeWithPendingWrites() async throws {
+        let group = EventLoopGroup(numberOfLoops: 1)
+        defer { group.syncShutdown() }
+        let loop = group.loops[0]
+        let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { connection in
+            connection.stopReading()
+            return Sink()
         }
-      }
-      func connectionWritabilityChanged(_ connection: TCPConnection, isWritable: Bool) {
-        changes.append(isWritable)
-      }
-      func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
-    }
-    let total = 4 * 1024 * 1024
-    let recorder = Recorder(total: total)
-    let connection = try await TCPConnection.connect(
-      to: SocketAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
-    ) { recorder }
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-      loop.execute {
-        recorder.done = continuation
-        connection.highWatermark = 512 * 1024
-        connection.lowWatermark = 128 * 1024
-        connection.write(pattern(total))
-        #expect(!connection.isWritable)
-        connection.flush()
-      }
-    }
-    let changes = loop.runSync { recorder.changes }
-    #expect(changes == [false, true])
-    loop.runSync { connection.close() }
-  }
+        defer { server.close() }
+        // Reading never starts on the server side: initializer's stopReading precedes startReading,
+        // so stop it again right after accept through a dedicated delegate below.
+        let recorder = WritabilityRecorder()
+        let connection = try await TCPConnection.connect(
+            to: SocketAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
+        ) { recorder }
 
-  @Test("many small writes go out in one uv_write as one coalesced chunk")
-  func batching() async throws {
-    let group = EventLoopGroup(numberOfLoops: 1)
-    defer { group.syncShutdown() }
-    let loop = group.loops[0]
-    let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in EchoDelegate() }
-    defer { server.close() }
-    let collector = CollectingDelegate()
-    let connection = try await TCPConnection.connect(
-      to: SocketAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
-    ) { collector }
-    let frames = (0..<100).map { pattern(64, seed: UInt8($0)) }
-    nonisolated(unsafe) let big = ByteBuffer(capacity: 200_000)
-    big.write(pattern(200_000, seed: 99))
-    let completions = Mutex(0)
-    let echoed: [UInt8] = await withCheckedContinuation { continuation in
-      loop.execute {
-        collector.wait(for: 100 * 64 + 200_000, continuation)
-        for frame in frames { connection.write(frame) { _ in completions.withLock { $0 += 1 } } }
-        // A caller-owned buffer is sent without copying, as its own uv_buf_t.
-        connection.write(buffer: big) { _ in completions.withLock { $0 += 1 } }
-        connection.flush()
-      }
+        let writes = 400
+        let chunk = pattern(64 * 1024)
+        final class Outcomes: @unchecked Sendable {
+            var calls = [Int](repeating: 0, count: 400)
+            var failures = 0
+            var successes = 0
+        }
+        let outcomes = Outcomes()
+        loop.runSync {
+            for i in 0..<writes {
+                connection.write(chunk) { result in
+                    outcomes.calls[i] += 1
+                    switch result {
+                    case .success: outcomes.successes += 1
+                    case .failure(let error):
+                        #expect(error == .connectionClosed(.local))
+                        outcomes.failures += 1
+                    }
+                }
+                // Flush every other write so some are in flight and some still queued at close.
+                if i % 2 == 0 { connection.flush() }
+            }
+        }
+        // Let the kernel take what it will; the server never reads, so 25 MiB cannot all go out.
+        try await Task.sleep(for: .milliseconds(100))
+        let pendingBeforeClose = loop.runSync { connection.pendingWriteBytes }
+        #expect(pendingBeforeClose > 0)
+        loop.runSync { connection.close() }
+        // Completions of in-flight writes arrive from libuv's close processing: poll the loop (bounded).
+        for _ in 0..<200 {
+            if loop.runSync({ outcomes.successes + outcomes.failures }) == writes { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let (calls, failures, successes, pending) = loop.runSync {
+            (outcomes.calls, outcomes.failures, outcomes.successes, connection.pendingWriteBytes)
+        }
+        #expect(calls.allSatisfy { $0 == 1 }, "every completion exactly once")
+        #expect(failures > 0)
+        #expect(successes + failures == writes)
+        #expect(pending == 0)
+        // Writes after close fail at once, also exactly once.
+        let late = Mutex(0)
+        loop.runSync { connection.write([1]) { _ in late.withLock { $0 += 1 } } }
+        #expect(late.withLock { $0 } == 1)
+        // Writability went false at the high watermark while the queue was full.
+        #expect(loop.runSync { recorder.changes.first } == false)
     }
-    #expect(echoed == frames.flatMap { $0 } + pattern(200_000, seed: 99))
-    #expect(completions.withLock { $0 } == 101)
-    loop.runSync { connection.close() }
-  }
+
+    @Test("writability: false above the high watermark, true again below the low one")
+    func watermarks() async throws {
+        let group = EventLoopGroup(numberOfLoops: 1)
+        defer { group.syncShutdown() }
+        let loop = group.loops[0]
+        let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in EchoDelegate() }
+        defer { server.close() }
+        // Echo back to a client that counts what it gets, so everything drains eventually.
+        final class Recorder: TCPConnectionDelegate, @unchecked Sendable {
+            var changes: [Bool] = []
+            var received = 0
+            var done: CheckedContinuation<Void, Never>?
+            let total: Int
+            init(total: Int) { self.total = total }
+            func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
+                received += bytes.count
+                if received == total {
+                    done?.resume()
+                    done = nil
+                }
+            }
+            func connectionWritabilityChanged(_ connection: TCPConnection, isWritable: Bool) {
+                changes.append(isWritable)
+            }
+            func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
+        }
+        let total = 4 * 1024 * 1024
+        let recorder = Recorder(total: total)
+        let connection = try await TCPConnection.connect(
+            to: SocketAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
+        ) { recorder }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            loop.execute {
+                recorder.done = continuation
+                connection.highWatermark = 512 * 1024
+                connection.lowWatermark = 128 * 1024
+                connection.write(pattern(total))
+                #expect(!connection.isWritable)
+                connection.flush()
+            }
+        }
+        let changes = loop.runSync { recorder.changes }
+        #expect(changes == [false, true])
+        loop.runSync { connection.close() }
+    }
+
+    @Test("many small writes go out in one uv_write as one coalesced chunk")
+    func batching() async throws {
+        let group = EventLoopGroup(numberOfLoops: 1)
+        defer { group.syncShutdown() }
+        let loop = group.loops[0]
+        let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in EchoDelegate() }
+        defer { server.close() }
+        let collector = CollectingDelegate()
+        let connection = try await TCPConnection.connect(
+            to: SocketAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
+        ) { collector }
+        let frames = (0..<100).map { pattern(64, seed: UInt8($0)) }
+        nonisolated(unsafe) let big = ByteBuffer(capacity: 200_000)
+        big.write(pattern(200_000, seed: 99))
+        let completions = Mutex(0)
+        let echoed: [UInt8] = await withCheckedContinuation { continuation in
+            loop.execute {
+                collector.wait(for: 100 * 64 + 200_000, continuation)
+                for frame in frames { connection.write(frame) { _ in completions.withLock { $0 += 1 } } }
+                // A caller-owned buffer is sent without copying, as its own uv_buf_t.
+                connection.write(buffer: big) { _ in completions.withLock { $0 += 1 } }
+                connection.flush()
+            }
+        }
+        #expect(echoed == frames.flatMap { $0 } + pattern(200_000, seed: 99))
+        #expect(completions.withLock { $0 } == 101)
+        loop.runSync { connection.close() }
+    }
 }

@@ -109,3 +109,55 @@ final class LockedCounter: Sendable {
     func increment(_ bucket: Int) { storage.withLock { $0[bucket] += 1 } }
     var values: [Int] { storage.withLock { $0 } }
 }
+
+@Suite("IPv6 and repeated close")
+struct IPv6AndCloseTests {
+    @Test("echo over ::1")
+    func ipv6Echo() async throws {
+        let group = EventLoopGroup(numberOfLoops: 1)
+        defer { group.syncShutdown() }
+        let server = try TCPServer.bind(host: "::1", port: 0, on: group) { _ in EchoDelegate() }
+        defer { server.close() }
+        let loop = group.loops[0]
+        let collector = CollectingDelegate()
+        let connection = try await TCPConnection.connect(
+            to: SocketAddress(host: "::1", port: server.port), on: loop, timeout: .seconds(5)
+        ) { collector }
+        let echoed: [UInt8] = await withCheckedContinuation { continuation in
+            loop.execute {
+                collector.wait(for: 5, continuation)
+                connection.writeAndFlush(Array("hello".utf8))
+            }
+        }
+        #expect(echoed == Array("hello".utf8))
+        #expect(loop.runSync { connection.remoteAddress } == SocketAddress(host: "::1", port: server.port))
+        loop.runSync { connection.close() }
+    }
+
+    @Test("close is idempotent: the delegate hears about it once, with the first reason")
+    func closeTwice() async throws {
+        let group = EventLoopGroup(numberOfLoops: 1)
+        defer { group.syncShutdown() }
+        let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in EchoDelegate() }
+        defer { server.close() }
+        let loop = group.loops[0]
+        let collector = CollectingDelegate()
+        let connection = try await TCPConnection.connect(
+            to: SocketAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
+        ) { collector }
+        let reason: CloseReason = await withCheckedContinuation { continuation in
+            loop.execute {
+                collector.waitForClose(continuation)
+                connection.close(.protocolViolation("first"))
+                connection.close(.local)
+                connection.close(.remoteClosed)
+            }
+        }
+        #expect(reason == .protocolViolation("first"))
+        // One more loop turn so a second report, if any, would have arrived.
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(loop.runSync { collector.closeReasons } == [.protocolViolation("first")])
+        #expect(loop.runSync { connection.state } == .closed)
+        #expect(loop.runSync { loop.liveHandleCount() } == 1)  // the listener
+    }
+}

@@ -1,0 +1,35 @@
+import MotanCodec
+import Synchronization
+
+/// Whether a server answers heartbeats; flipped from any thread (e.g. while draining).
+final class HeartbeatSwitch: Sendable {
+    private let enabled: Atomic<Bool>
+    init(_ enabled: Bool) { self.enabled = Atomic(enabled) }
+    var isEnabled: Bool {
+        get { enabled.load(ordering: .relaxed) }
+        set { enabled.store(newValue, ordering: .relaxed) }
+    }
+}
+
+/// Answers heartbeats on the loop, in front of the dispatcher, so a heartbeat never waits
+/// behind application work and never reaches a handler. An answered heartbeat therefore proves
+/// the connection and the loop are alive, not that the application has capacity.
+/// Switched off, a heartbeat closes the connection (as motan-go does when its backend is down),
+/// so a draining server never revives a client's endpoint.
+struct HeartbeatResponder<Next: FrameHandler>: FrameHandler {
+    let factory: any HeartbeatFactory
+    let switchState: HeartbeatSwitch
+    let next: Next
+
+    func handle(_ frame: FrameView, on connection: ServerConnection) -> FrameDisposition {
+        guard factory.isHeartbeatRequest(frame) else {
+            return next.handle(frame, on: connection)
+        }
+        guard switchState.isEnabled else {
+            return .close("heartbeat refused: heartbeats are switched off")
+        }
+        factory.encodeHeartbeatResponse(to: frame, into: &connection.output)
+        connection.server.counters.heartbeatsAnswered.add(1, ordering: .relaxed)
+        return .proceed
+    }
+}

@@ -1,1 +1,0 @@
-// Transport layer: server and client endpoints over MotanLoop.

@@ -1,0 +1,122 @@
+import MotanCodec
+
+/// Routes a request frame to its handler and turns routing failures into the error responses
+/// Motan peers expect. Request-level problems answer with an error and keep the connection.
+struct RequestDispatcher: FrameHandler {
+    let registry: ServiceRegistry
+    let maxInFlight: Int
+    let maxContentLength: Int
+
+    func handle(_ frame: FrameView, on connection: ServerConnection) -> FrameDisposition {
+        if frame.isResponse {
+            // A server never waits for responses; a stray one says nothing about the stream.
+            connection.server.logger.debug("dropping a response frame sent to the server")
+            return .proceed
+        }
+        connection.server.counters.requests.add(1, ordering: .relaxed)
+        let isOneway = frame.flags.contains(.oneway)
+        let startedAt = connection.loop.now
+        guard connection.inFlight < maxInFlight else {
+            connection.server.counters.rejected.add(1, ordering: .relaxed)
+            reject(
+                frame, isOneway, connection,
+                MotanErrorInfo(
+                    errcode: ServerErrorCode.rejected,
+                    errmsg: "request rejected: \(maxInFlight) requests already in flight on this connection",
+                    errtype: MotanErrorInfo.serviceType))
+            return .proceed
+        }
+        guard let service = frame.metaValue(forKey: MetaKey.service),
+            let serviceIndex = registry.service(named: service)
+        else {
+            let path = frame.metaString(forKey: MetaKey.service) ?? ""
+            reject(
+                frame, isOneway, connection,
+                MotanErrorInfo(
+                    errcode: ServerErrorCode.providerNotExist, errmsg: "provider not exist serviceKey=\(path)",
+                    errtype: MotanErrorInfo.serviceType))
+            return .proceed
+        }
+        guard let method = frame.metaValue(forKey: MetaKey.method),
+            let handler = registry.handler(service: serviceIndex, method: method)
+        else {
+            let name = frame.metaString(forKey: MetaKey.method) ?? ""
+            reject(
+                frame, isOneway, connection,
+                MotanErrorInfo(
+                    errcode: ServerErrorCode.internalError, errmsg: "method \(name) is not found in provider.",
+                    errtype: MotanErrorInfo.serviceType))
+            return .proceed
+        }
+        if !frame.body.isEmpty && frame.header.serialization != SerializationID.simple {
+            let name = frame.metaString(forKey: MetaKey.method) ?? ""
+            // As motan-go: no M_pt, because no handler produced this answer.
+            reject(
+                frame, isOneway, connection,
+                MotanErrorInfo(
+                    errcode: ServerErrorCode.internalError,
+                    errmsg: "deserialize fail. err:message serialize not found method:\(name)",
+                    errtype: MotanErrorInfo.serviceType), processTime: nil)
+            return .proceed
+        }
+
+        let request = ServerRequest(frame: frame, maxContentLength: maxContentLength)
+        let responder = Responder(
+            connection: connection, requestID: frame.requestID, startedAt: startedAt, isOneway: isOneway)
+        connection.inFlight += 1
+        switch handler {
+        case .onLoop(let body):
+            body(request, responder)
+        case .async(let body):
+            let owned: ServiceRequest
+            do {
+                owned = try request.makeOwned()
+            } catch {
+                responder.fail(
+                    MotanErrorInfo(
+                        errcode: ServerErrorCode.internalError,
+                        errmsg: "deserialize arguments fail. \(error)", errtype: MotanErrorInfo.serviceType))
+                return .proceed
+            }
+            Task {
+                let result: Result<SimpleValue, MotanErrorInfo>
+                do {
+                    result = .success(try await body(owned))
+                } catch let info as MotanErrorInfo {
+                    result = .failure(info)
+                } catch {
+                    result = .failure(ServerErrorCode.handlerFailure(error))
+                }
+                responder.complete(with: result)
+            }
+        }
+        return .proceed
+    }
+
+    private func reject(
+        _ frame: FrameView, _ isOneway: Bool, _ connection: ServerConnection, _ error: MotanErrorInfo,
+        processTime: Int? = 0
+    ) {
+        guard !isOneway else { return }
+        FrameEncoder.encodeErrorResponse(
+            requestID: frame.requestID, error: error, processTime: processTime,
+            into: &connection.output)
+    }
+}
+
+/// The error codes this server puts in `M_e` (spec: motan2-wire.md, section 10).
+public enum ServerErrorCode {
+    /// Unknown service: `provider not exist serviceKey=...`.
+    public static let providerNotExist = 404
+    /// Unknown method, undecodable arguments, unsupported serialization, handler failure.
+    public static let internalError = 500
+    /// Too many requests in flight on the connection (Java's "rejected" code).
+    public static let rejected = 10002
+
+    /// A handler threw: the provider method failed, which Motan calls a business exception.
+    static func handlerFailure(_ error: any Error) -> MotanErrorInfo {
+        MotanErrorInfo(
+            errcode: internalError, errmsg: String(describing: error),
+            errtype: MotanErrorInfo.businessType)
+    }
+}

@@ -1,1 +1,0 @@
-// Transport tests land with the transport.

@@ -1,0 +1,197 @@
+import Foundation
+import MotanCodec
+import MotanLoop
+import Synchronization
+import Testing
+
+@testable import MotanTransport
+
+/// Polls `condition` until it holds or `timeout` passes; every wait in this suite is bounded.
+func eventually(
+    timeout: Duration = .seconds(5), poll: Duration = .milliseconds(5),
+    _ condition: () -> Bool
+) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if condition() { return true }
+        try? await Task.sleep(for: poll)
+    }
+    return condition()
+}
+
+/// A thread-safe box for values tests collect from loop callbacks.
+final class Box<Value: Sendable>: Sendable {
+    private let storage: Mutex<Value>
+    init(_ value: Value) { storage = Mutex(value) }
+    var value: Value {
+        storage.withLock { $0 }
+    }
+    func mutate<R>(_ body: (inout Value) -> R) -> R { storage.withLock { body(&$0) } }
+}
+
+enum TestService {
+    static let name = "test.EchoService"
+}
+
+/// Services the in-process tests run against. `calls` counts every handler invocation.
+final class TestServer: @unchecked Sendable {
+    let group: EventLoopGroup
+    let server: ServerEndpoint
+    let calls = Box(0)
+    /// Responders of `hold` requests, answered by `releaseHeld()`.
+    let held = Box<[Responder]>([])
+
+    init(
+        loops: Int = 1, configuration: ServerEndpoint.Configuration = .init()
+    ) throws {
+        group = EventLoopGroup(numberOfLoops: loops, namePrefix: "test-server")
+        var registry = ServiceRegistry()
+        let calls = self.calls
+        let held = self.held
+        registry.handle(service: TestService.name, method: "echo") { request, responder in
+            calls.mutate { $0 += 1 }
+            responder.respond(serializedValue: request.body)
+        }
+        registry.handle(service: TestService.name, method: "args") { request, responder in
+            calls.mutate { $0 += 1 }
+            do {
+                responder.respond(.array(try request.arguments()))
+            } catch {
+                responder.fail(MotanErrorInfo(errcode: 500, errmsg: "\(error)", errtype: 1))
+            }
+        }
+        registry.handle(service: TestService.name, method: "hold") { _, responder in
+            calls.mutate { $0 += 1 }
+            held.mutate { $0.append(responder) }
+        }
+        registry.handle(service: TestService.name, method: "businessError") { _, responder in
+            calls.mutate { $0 += 1 }
+            responder.fail(MotanErrorInfo(errcode: 30001, errmsg: "business says no", errtype: 2))
+        }
+        registry.handleAsync(service: TestService.name, method: "echoAsync") { request in
+            calls.mutate { $0 += 1 }
+            return request.arguments.first ?? .null
+        }
+        registry.handleAsync(service: TestService.name, method: "throw") { request in
+            calls.mutate { $0 += 1 }
+            throw DemoFailure(message: request.arguments.first?.stringValue ?? "failed")
+        }
+        registry.handleAsync(service: TestService.name, method: "sleep") { request in
+            calls.mutate { $0 += 1 }
+            let ms = request.arguments.first?.integerValue ?? 0
+            try await Task.sleep(for: .milliseconds(ms))
+            return .int64(ms)
+        }
+        server = try ServerEndpoint(group: group, services: registry, configuration: configuration)
+    }
+
+    var port: Int { server.port }
+    var address: SocketAddress { SocketAddress(host: "127.0.0.1", port: port) }
+
+    func releaseHeld() {
+        let responders = held.mutate { all -> [Responder] in
+            defer { all.removeAll() }
+            return all
+        }
+        for responder in responders { responder.complete(with: .success("released")) }
+    }
+
+    func shutdown() {
+        server.close()
+        group.syncShutdown()
+    }
+}
+
+struct DemoFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+/// A bare TCP peer that sends raw bytes and decodes whatever frames come back.
+final class RawPeer: TCPConnectionDelegate, @unchecked Sendable {
+    let frames = Box<[Frame]>([])
+    let closeReason = Box<CloseReason?>(nil)
+    let decodeError = Box<MotanCodecError?>(nil)
+    private var decoder = FrameDecoder()
+    private var connection: TCPConnection?
+    let loop: EventLoop
+
+    private init(loop: EventLoop) { self.loop = loop }
+
+    static func connect(to address: SocketAddress, on loop: EventLoop) async throws -> RawPeer {
+        let peer = RawPeer(loop: loop)
+        let connection = try await TCPConnection.connect(
+            to: address, on: loop, timeout: .seconds(2)
+        ) { peer }
+        loop.runSync { peer.connection = connection }
+        return peer
+    }
+
+    func send(_ bytes: [UInt8]) {
+        loop.execute { self.connection?.writeAndFlush(bytes) }
+    }
+
+    func send(_ frame: Frame) {
+        var bytes: [UInt8] = []
+        FrameEncoder.encode(frame, into: &bytes)
+        send(bytes)
+    }
+
+    func close() {
+        loop.runSync { self.connection?.close() }
+    }
+
+    var isClosed: Bool { closeReason.value != nil }
+
+    func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
+        decoder.feed(bytes)
+        do {
+            while let frame = try decoder.next() { frames.mutate { $0.append(frame) } }
+        } catch {
+            decodeError.mutate { $0 = error }
+        }
+    }
+
+    func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {
+        closeReason.mutate { $0 = reason }
+    }
+
+    /// Waits for the first frame answering `requestID`.
+    func response(to requestID: UInt64, timeout: Duration = .seconds(3)) async -> Frame? {
+        _ = await eventually(timeout: timeout) { frames.value.contains { $0.requestID == requestID } }
+        return frames.value.first { $0.requestID == requestID }
+    }
+}
+
+func requestFrame(
+    id: UInt64, service: String = TestService.name, method: String = "echo",
+    arguments: [SimpleValue] = ["hi"], flags: MessageFlags = []
+) -> Frame {
+    var frame = Frame.request(requestID: id, service: service, method: method, arguments: arguments)
+    frame.header.flags.formUnion(flags)
+    return frame
+}
+
+/// A listener that accepts and never reads or answers: a black hole for keepalive tests.
+final class BlackHoleServer: TCPConnectionDelegate, @unchecked Sendable {
+    let group = EventLoopGroup(numberOfLoops: 1, namePrefix: "black-hole")
+    private(set) var server: TCPServer!
+    let accepted = Box(0)
+
+    init() throws {
+        let accepted = self.accepted
+        server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { connection in
+            accepted.mutate { $0 += 1 }
+            return self
+        }
+    }
+
+    var address: SocketAddress { SocketAddress(host: "127.0.0.1", port: server.port) }
+    func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {}
+    func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
+
+    func shutdown() {
+        server.close()
+        group.syncShutdown()
+    }
+}

@@ -190,6 +190,9 @@ public final class EventLoop: @unchecked Sendable {
         lifecycle.load(ordering: .acquiring) == Lifecycle.stopped.rawValue
     }
 
+    /// The loop's epoll (or kqueue) descriptor, for diagnostics.
+    public var backendFileDescriptor: Int32 { uv_backend_fd(uvLoop) }
+
     /// Loop time in milliseconds, as libuv caches it for the current iteration.
     public var now: UInt64 {
         preconditionInEventLoop()

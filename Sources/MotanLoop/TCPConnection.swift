@@ -213,6 +213,13 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
         }
     }
 
+    /// The socket's descriptor while the connection is open (diagnostics; do not read or write it).
+    public var fileDescriptor: Int32? {
+        guard state == .open || state == .connecting else { return nil }
+        var fd = uv_os_fd_t()
+        return uv_fileno(rawHandle, &fd) == 0 ? Int32(fd) : nil
+    }
+
     public var remoteAddress: SocketAddress? {
         guard state == .open || state == .connecting else { return connectAddress }
         var storage = sockaddr_storage()

@@ -33,22 +33,9 @@ struct ConnectTests {
     func timeout() async throws {
         // A listener with a full accept queue drops further SYNs on Linux, so the handshake never
         // finishes: a loopback stand-in for an unreachable host.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        listen(fd, 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let listener = RawSocket(listenBacklog: 0)
+        defer { listener.close() }
+        let port = listener.port
         let group = EventLoopGroup(numberOfLoops: 1)
         defer { group.syncShutdown() }
         let address = SocketAddress(host: "127.0.0.1", port: port)
@@ -97,22 +84,9 @@ struct ConnectTests {
         let group = EventLoopGroup(numberOfLoops: 1)
         defer { group.syncShutdown() }
         // A plain socket without SO_REUSEPORT holds the port exclusively.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        listen(fd, 1)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let holder = RawSocket(listenBacklog: 1)
+        defer { holder.close() }
+        let port = holder.port
         #expect(throws: LoopError.self) {
             try TCPServer.bind(host: "127.0.0.1", port: port, on: group) { _ in EchoDelegate() }
         }

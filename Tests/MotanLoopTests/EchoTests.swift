@@ -6,24 +6,14 @@ import Testing
 struct EchoTests {
     @Test("echo round trip", arguments: [1, 64 * 1024, 8 * 1024 * 1024])
     func echoRoundTrip(size: Int) async throws {
-        let group = EventLoopGroup(numberOfLoops: 2)
-        defer { group.syncShutdown() }
-        let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in EchoDelegate() }
-        defer { server.close() }
-        #expect(server.port > 0)
-
-        let loop = group.next()
+        let fixture = try ServerFixture(loops: 2)
+        defer { fixture.shutdown() }
+        #expect(fixture.server.port > 0)
+        let loop = fixture.group.next()
         let collector = CollectingDelegate()
-        let connection = try await TCPConnection.connect(
-            to: SocketAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
-        ) { collector }
+        let connection = try await fixture.connect(on: loop) { collector }
         let message = pattern(size)
-        let echoed: [UInt8] = await withCheckedContinuation { continuation in
-            loop.execute {
-                collector.wait(for: size, continuation)
-                connection.writeAndFlush(message)
-            }
-        }
+        let echoed = await fixture.send(message, on: connection, to: collector, awaiting: size)
         #expect(echoed.count == size)
         #expect(echoed == message)
         let reads = loop.runSync { collector.reads }
@@ -36,27 +26,17 @@ struct EchoTests {
 
     @Test("listeners on every loop share one port and all accept")
     func reusePortAcrossLoops() async throws {
-        let group = EventLoopGroup(numberOfLoops: 2)
-        defer { group.syncShutdown() }
         let acceptedOn = LockedCounter(buckets: 2)
-        let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { connection in
-            acceptedOn.increment(group.loops.firstIndex { $0 === connection.loop }!)
+        let fixture = try ServerFixture(loops: 2) { connection in
+            acceptedOn.increment(connection.loop.name.hasSuffix("-0") ? 0 : 1)
             return EchoDelegate()
         }
-        defer { server.close() }
+        defer { fixture.shutdown() }
         for _ in 0..<64 {
-            let loop = group.next()
+            let loop = fixture.group.next()
             let collector = CollectingDelegate()
-            let connection = try await TCPConnection.connect(
-                to: SocketAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
-            ) { collector }
-            let reply: [UInt8] = await withCheckedContinuation { continuation in
-                loop.execute {
-                    collector.wait(for: 1, continuation)
-                    connection.writeAndFlush([42])
-                }
-            }
-            #expect(reply == [42])
+            let connection = try await fixture.connect(on: loop) { collector }
+            #expect(await fixture.send([42], on: connection, to: collector, awaiting: 1) == [42])
             loop.runSync { connection.close() }
         }
         let counts = acceptedOn.values
@@ -67,8 +47,6 @@ struct EchoTests {
 
     @Test("half-close: the peer still answers after our write side is shut down")
     func halfClose() async throws {
-        let group = EventLoopGroup(numberOfLoops: 1)
-        defer { group.syncShutdown() }
         // Server: collect until EOF, then answer with the byte count and close.
         final class CountThenReply: TCPConnectionDelegate, @unchecked Sendable {
             var count = 0
@@ -81,13 +59,11 @@ struct EchoTests {
             }
             func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
         }
-        let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in CountThenReply() }
-        defer { server.close() }
-        let loop = group.loops[0]
+        let fixture = try ServerFixture { _ in CountThenReply() }
+        defer { fixture.shutdown() }
+        let loop = fixture.loop
         let collector = CollectingDelegate()
-        let connection = try await TCPConnection.connect(
-            to: SocketAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
-        ) { collector }
+        let connection = try await fixture.connect { collector }
         let reason: CloseReason = await withCheckedContinuation { continuation in
             loop.execute {
                 collector.waitForClose(continuation)
@@ -100,51 +76,27 @@ struct EchoTests {
         #expect(eof)
         #expect(reason == .remoteClosed)
     }
-}
 
-/// A thread-safe counter per bucket, for counting from loop threads.
-final class LockedCounter: Sendable {
-    private let storage: Mutex<[Int]>
-    init(buckets: Int) { storage = Mutex(Array(repeating: 0, count: buckets)) }
-    func increment(_ bucket: Int) { storage.withLock { $0[bucket] += 1 } }
-    var values: [Int] { storage.withLock { $0 } }
-}
-
-@Suite("IPv6 and repeated close")
-struct IPv6AndCloseTests {
     @Test("echo over ::1")
     func ipv6Echo() async throws {
-        let group = EventLoopGroup(numberOfLoops: 1)
-        defer { group.syncShutdown() }
-        let server = try TCPServer.bind(host: "::1", port: 0, on: group) { _ in EchoDelegate() }
-        defer { server.close() }
-        let loop = group.loops[0]
+        let fixture = try ServerFixture(host: "::1")
+        defer { fixture.shutdown() }
         let collector = CollectingDelegate()
-        let connection = try await TCPConnection.connect(
-            to: SocketAddress(host: "::1", port: server.port), on: loop, timeout: .seconds(5)
-        ) { collector }
-        let echoed: [UInt8] = await withCheckedContinuation { continuation in
-            loop.execute {
-                collector.wait(for: 5, continuation)
-                connection.writeAndFlush(Array("hello".utf8))
-            }
-        }
-        #expect(echoed == Array("hello".utf8))
-        #expect(loop.runSync { connection.remoteAddress } == SocketAddress(host: "::1", port: server.port))
-        loop.runSync { connection.close() }
+        let connection = try await fixture.connect { collector }
+        #expect(
+            await fixture.send(Array("hello".utf8), on: connection, to: collector, awaiting: 5) == Array("hello".utf8))
+        #expect(
+            fixture.loop.runSync { connection.remoteAddress } == SocketAddress(host: "::1", port: fixture.server.port))
+        fixture.loop.runSync { connection.close() }
     }
 
     @Test("close is idempotent: the delegate hears about it once, with the first reason")
     func closeTwice() async throws {
-        let group = EventLoopGroup(numberOfLoops: 1)
-        defer { group.syncShutdown() }
-        let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in EchoDelegate() }
-        defer { server.close() }
-        let loop = group.loops[0]
+        let fixture = try ServerFixture()
+        defer { fixture.shutdown() }
+        let loop = fixture.loop
         let collector = CollectingDelegate()
-        let connection = try await TCPConnection.connect(
-            to: SocketAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
-        ) { collector }
+        let connection = try await fixture.connect { collector }
         let reason: CloseReason = await withCheckedContinuation { continuation in
             loop.execute {
                 collector.waitForClose(continuation)
@@ -154,10 +106,18 @@ struct IPv6AndCloseTests {
             }
         }
         #expect(reason == .protocolViolation("first"))
-        // One more loop turn so a second report, if any, would have arrived.
+        // Give a second report, if there were one, time to arrive.
         try await Task.sleep(for: .milliseconds(20))
         #expect(loop.runSync { collector.closeReasons } == [.protocolViolation("first")])
         #expect(loop.runSync { connection.state } == .closed)
         #expect(loop.runSync { loop.liveHandleCount() } == 1)  // the listener
     }
+}
+
+/// A thread-safe counter per bucket, for counting from loop threads.
+final class LockedCounter: Sendable {
+    private let storage: Mutex<[Int]>
+    init(buckets: Int) { storage = Mutex(Array(repeating: 0, count: buckets)) }
+    func increment(_ bucket: Int) { storage.withLock { $0[bucket] += 1 } }
+    var values: [Int] { storage.withLock { $0 } }
 }

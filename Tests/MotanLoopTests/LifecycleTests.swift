@@ -23,6 +23,7 @@ struct LifecycleTests {
         let fdsWithLoops = openFileDescriptorCount()
         let dumpWithLoops = fdsDump()
         let serverClosed = LockedCounter(buckets: 1)
+        let sockets = Locked<Set<String>>([])
         final class CountingEcho: TCPConnectionDelegate, @unchecked Sendable {
             let closed: LockedCounter
             init(_ closed: LockedCounter) { self.closed = closed }
@@ -34,13 +35,15 @@ struct LifecycleTests {
                 closed.increment(0)
             }
         }
-        let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in
-            CountingEcho(serverClosed)
+        let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { connection in
+            let socket = descriptorTarget(connection.fileDescriptor)
+            sockets.withLock { _ = $0.insert(socket) }
+            return CountingEcho(serverClosed)
         }
         let address = SocketAddress(host: "127.0.0.1", port: server.port)
 
         // 10 waves of 100 concurrent connections: each sends, gets its echo, closes.
-        var used = 0
+        var echoedOK = 0
         for wave in 0..<10 {
             try await withThrowingTaskGroup(of: Int.self) { tasks in
                 for i in 0..<100 {
@@ -52,6 +55,8 @@ struct LifecycleTests {
                         ) {
                             collector
                         }
+                        let socket = loop.runSync { descriptorTarget(connection.fileDescriptor) }
+                        sockets.withLock { _ = $0.insert(socket) }
                         let message = Array("wave \(wave) conn \(i)".utf8)
                         let echoed: [UInt8] = await withCheckedContinuation { continuation in
                             loop.execute {
@@ -68,10 +73,10 @@ struct LifecycleTests {
                         return echoed == message ? 1 : 0
                     }
                 }
-                for try await ok in tasks { used += ok }
+                for try await ok in tasks { echoedOK += ok }
             }
         }
-        #expect(used == 1000)
+        #expect(echoedOK == 1000)
         server.close()
         // Server-side closes follow the clients' FINs asynchronously; wait for all 1,000 (bounded).
         for _ in 0..<500 where serverClosed.values[0] < 1000 {
@@ -79,6 +84,11 @@ struct LifecycleTests {
         }
         #expect(serverClosed.values[0] == 1000)
         #expect(liveHandles(group) == 0)
+        // Each socket is identified by its inode, so this holds even if another test opens descriptors.
+        let used = sockets.withLock { $0 }
+        #expect(used.count == 2000 && used.allSatisfy { $0.hasPrefix("socket:[") })
+        #expect(used.intersection(openDescriptorTargets()).isEmpty)
+        // The plain count also covers descriptors of any other kind (make test runs serialized).
         #expect(openFileDescriptorCount() == fdsWithLoops, "\(dumpWithLoops) \(fdsDump())")
         group.syncShutdown()
         #expect(openFileDescriptorCount() == fdsBefore, "\(dumpBefore) \(fdsDump())")

@@ -86,24 +86,95 @@ func pattern(_ count: Int, seed: UInt8 = 7) -> [UInt8] {
     return out
 }
 
+/// A plain socket bound to an ephemeral port on 127.0.0.1, outside libuv, to set up states the
+/// tests need: a port that refuses, one held exclusively, or one whose accept queue is full.
+struct RawSocket {
+    let fd: Int32
+    let port: Int
+
+    init(listenBacklog: Int32? = nil) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        if let listenBacklog { listen(fd, listenBacklog) }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    func close() { _ = Glibc.close(fd) }
+}
+
 /// A port nothing listens on: bind an ephemeral one, then close it.
 func closedPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = 0
-    _ = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+    let socket = RawSocket()
+    socket.close()
+    return socket.port
+}
+
+/// A loop group with a server on loopback (an echo server unless told otherwise).
+struct ServerFixture {
+    let group: EventLoopGroup
+    let server: TCPServer
+
+    init(
+        loops: Int = 1, host: String = "127.0.0.1",
+        initializer: @escaping ConnectionInitializer = { _ in EchoDelegate() }
+    ) throws {
+        group = EventLoopGroup(numberOfLoops: loops)
+        do {
+            server = try TCPServer.bind(host: host, port: 0, on: group, initializer: initializer)
+        } catch {
+            group.syncShutdown()
+            throw error
         }
     }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+
+    var loop: EventLoop { group.loops[0] }
+    var address: SocketAddress { server.address }
+
+    func connect(
+        on loop: EventLoop? = nil, _ delegate: @escaping @Sendable () -> TCPConnectionDelegate
+    ) async throws -> TCPConnection {
+        try await TCPConnection.connect(to: address, on: loop ?? self.loop, timeout: .seconds(5), delegate: delegate)
     }
-    Glibc.close(fd)
-    return Int(UInt16(bigEndian: addr.sin_port))
+
+    /// Writes `bytes` and returns what `collector` holds once `count` bytes have arrived.
+    func send(_ bytes: [UInt8], on connection: TCPConnection, to collector: CollectingDelegate, awaiting count: Int)
+        async -> [UInt8]
+    {
+        await withCheckedContinuation { continuation in
+            connection.loop.execute {
+                collector.wait(for: count, continuation)
+                connection.writeAndFlush(bytes)
+            }
+        }
+    }
+
+    func shutdown() {
+        server.close()
+        group.syncShutdown()
+    }
+}
+
+/// The kernel object behind a descriptor, e.g. `socket:[41655]`: names a socket even after its number is reused.
+func descriptorTarget(_ fd: Int32?) -> String {
+    guard let fd else { return "closed" }
+    return (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) ?? "?"
+}
+
+func openDescriptorTargets() -> Set<String> {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+    return Set(names.compactMap { Int32($0) }.map { descriptorTarget($0) })
 }
 
 func fdsDump() -> [String] {
@@ -112,4 +183,11 @@ func fdsDump() -> [String] {
         "\($0)->"
             + ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) ?? "?")
     }
+}
+
+/// A value shared between loop threads and the test, behind a lock.
+final class Locked<Value: Sendable>: Sendable {
+    private let storage: Mutex<Value>
+    init(_ value: Value) { storage = Mutex(value) }
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { storage.withLock { body(&$0) } }
 }

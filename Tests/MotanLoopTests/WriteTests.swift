@@ -4,9 +4,11 @@ import Testing
 
 @Suite("Writes, backpressure and close")
 struct WriteTests {
-    /// Accepts but never reads, so the client's writes pile up in the kernel and then in our queue.
+    /// Stops reading at the first bytes, so the client's writes pile up in the kernel and then in its queue.
     final class Sink: TCPConnectionDelegate, @unchecked Sendable {
-        func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {}
+        func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
+            connection.stopReading()
+        }
         func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
     }
 
@@ -21,20 +23,11 @@ struct WriteTests {
 
     @Test("close with writes pending: every completion runs exactly once, with an error")
     func closeWithPendingWrites() async throws {
-        let group = EventLoopGroup(numberOfLoops: 1)
-        defer { group.syncShutdown() }
-        let loop = group.loops[0]
-        let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { connection in
-            connection.stopReading()
-            return Sink()
-        }
-        defer { server.close() }
-        // Reading never starts on the server side: initializer's stopReading precedes startReading,
-        // so stop it again right after accept through a dedicated delegate below.
+        let fixture = try ServerFixture { _ in Sink() }
+        defer { fixture.shutdown() }
+        let loop = fixture.loop
         let recorder = WritabilityRecorder()
-        let connection = try await TCPConnection.connect(
-            to: SocketAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
-        ) { recorder }
+        let connection = try await fixture.connect { recorder }
 
         let writes = 400
         let chunk = pattern(64 * 1024)
@@ -86,11 +79,9 @@ struct WriteTests {
 
     @Test("writability: false above the high watermark, true again below the low one")
     func watermarks() async throws {
-        let group = EventLoopGroup(numberOfLoops: 1)
-        defer { group.syncShutdown() }
-        let loop = group.loops[0]
-        let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in EchoDelegate() }
-        defer { server.close() }
+        let fixture = try ServerFixture()
+        defer { fixture.shutdown() }
+        let loop = fixture.loop
         // Echo back to a client that counts what it gets, so everything drains eventually.
         final class Recorder: TCPConnectionDelegate, @unchecked Sendable {
             var changes: [Bool] = []
@@ -112,9 +103,7 @@ struct WriteTests {
         }
         let total = 4 * 1024 * 1024
         let recorder = Recorder(total: total)
-        let connection = try await TCPConnection.connect(
-            to: SocketAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
-        ) { recorder }
+        let connection = try await fixture.connect { recorder }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             loop.execute {
                 recorder.done = continuation
@@ -132,15 +121,11 @@ struct WriteTests {
 
     @Test("many small writes go out in one uv_write as one coalesced chunk")
     func batching() async throws {
-        let group = EventLoopGroup(numberOfLoops: 1)
-        defer { group.syncShutdown() }
-        let loop = group.loops[0]
-        let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in EchoDelegate() }
-        defer { server.close() }
+        let fixture = try ServerFixture()
+        defer { fixture.shutdown() }
+        let loop = fixture.loop
         let collector = CollectingDelegate()
-        let connection = try await TCPConnection.connect(
-            to: SocketAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
-        ) { collector }
+        let connection = try await fixture.connect { collector }
         let frames = (0..<100).map { pattern(64, seed: UInt8($0)) }
         nonisolated(unsafe) let big = ByteBuffer(capacity: 200_000)
         big.write(pattern(200_000, seed: 99))

@@ -1,0 +1,42 @@
+import MotanCodec
+import MotanTransport
+
+/// The service `motan serve` offers: an echo for load and latency checks, plus methods that
+/// sleep or fail on request for fault drills.
+enum MotanDemoService {
+    /// The interface name of motan's own demo, so existing demo clients can call it.
+    static let name = "com.weibo.motan.demo.service.MotanDemoService"
+
+    static func registry() -> ServiceRegistry {
+        var registry = ServiceRegistry()
+        // On the loop: the argument goes back as it came, without being decoded.
+        registry.handle(service: name, method: "echo") { request, responder in
+            if request.isGzipped || request.body.isEmpty {
+                responder.respond((try? request.arguments().first) ?? .null)
+            } else {
+                responder.respond(serializedValue: request.body)
+            }
+        }
+        registry.handle(service: name, method: "hello") { request, responder in
+            let who = (try? request.arguments().first?.stringValue) ?? nil
+            responder.respond(.string("hello \(who ?? "")"))
+        }
+        // Off the loop: waits the given milliseconds, then answers with them.
+        registry.handleAsync(service: name, method: "sleep") { request in
+            let milliseconds = request.arguments.first?.integerValue ?? 0
+            try await Task.sleep(for: .milliseconds(milliseconds))
+            return .int64(milliseconds)
+        }
+        registry.handleAsync(service: name, method: "fail") { request in
+            throw MotanDemoService.Failure(message: request.arguments.first?.stringValue ?? "failure requested")
+        }
+        return registry
+    }
+}
+
+extension MotanDemoService {
+    struct Failure: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
+    }
+}

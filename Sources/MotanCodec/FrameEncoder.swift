@@ -1,238 +1,238 @@
 /// Writes Motan2 frames by appending to a caller-owned buffer. Nothing here allocates once the
 /// buffer has enough capacity: sizes that are only known afterwards are patched in place.
 public enum FrameEncoder {
-  /// Encodes `frame` as is. Meta pairs with an empty key or value (possible only in decoded
-  /// meta) are left out, since the peers drop or mangle them.
-  public static func encode(_ frame: Frame, into output: inout [UInt8]) {
-    output.reserveCapacity(output.count + frame.encodedSize)
-    appendHeader(frame.header, into: &output)
-    let metaAt = reserveSize(&output)
-    appendMeta(frame.meta, skipping: nil, into: &output)
-    patchSize(at: metaAt, in: &output)
-    frame.body.withUnsafeBytes { appendSized($0, into: &output) }
-  }
-
-  /// motan-go's form (`0x12`, serialization 0x30), which both originals accept.
-  public static func encodeHeartbeatRequest(requestID: UInt64, into output: inout [UInt8]) {
-    appendEmptyFrame(flags: [.heartbeat, .proxy], requestID: requestID, into: &output)
-  }
-
-  /// `0x13`, the answer motan-go gives to every heartbeat request.
-  public static func encodeHeartbeatResponse(requestID: UInt64, into output: inout [UInt8]) {
-    appendEmptyFrame(flags: [.heartbeat, .proxy, .response], requestID: requestID, into: &output)
-  }
-
-  /// A request whose body is already serialized (and already gzip data when
-  /// `bodyIsGzipped`). Meta order is `M_p`, `M_m`, `M_g`, then `extraMeta` minus those keys.
-  public static func encodeRequest(
-    requestID: UInt64, service: String, method: String, group: String? = nil,
-    extraMeta: Meta = Meta(), body: UnsafeRawBufferPointer, bodyIsGzipped: Bool = false,
-    into output: inout [UInt8]
-  ) {
-    encodeRequest(
-      requestID: requestID, service: service, method: method, group: group,
-      extraMeta: extraMeta, bodyIsGzipped: bodyIsGzipped, into: &output
-    ) { out in
-      out.append(contentsOf: body.assumingMemoryBound(to: UInt8.self))
+    /// Encodes `frame` as is. Meta pairs with an empty key or value (possible only in decoded
+    /// meta) are left out, since the peers drop or mangle them.
+    public static func encode(_ frame: Frame, into output: inout [UInt8]) {
+        output.reserveCapacity(output.count + frame.encodedSize)
+        appendHeader(frame.header, into: &output)
+        let metaAt = reserveSize(&output)
+        appendMeta(frame.meta, skipping: nil, into: &output)
+        patchSize(at: metaAt, in: &output)
+        frame.body.withUnsafeBytes { appendSized($0, into: &output) }
     }
-  }
 
-  /// A request whose body `writeBody` appends straight into the output (for example with
-  /// `SimpleSerialization.appendString`), so the arguments are never copied.
-  public static func encodeRequest(
-    requestID: UInt64, service: String, method: String, group: String? = nil,
-    extraMeta: Meta = Meta(), bodyIsGzipped: Bool = false, into output: inout [UInt8],
-    writeBody: (inout [UInt8]) -> Void
-  ) {
-    let header = FrameHeader(flags: bodyIsGzipped ? .gzip : [], requestID: requestID)
-    appendHeader(header, into: &output)
-    let metaAt = reserveSize(&output)
-    var first = true
-    appendPair(MetaKey.service, service, first: &first, into: &output)
-    appendPair(MetaKey.method, method, first: &first, into: &output)
-    if let group { appendPair(MetaKey.group, group, first: &first, into: &output) }
-    appendMeta(extraMeta, skipping: .request, first: &first, into: &output)
-    patchSize(at: metaAt, in: &output)
-    let bodyAt = reserveSize(&output)
-    writeBody(&output)
-    patchSize(at: bodyAt, in: &output)
-  }
-
-  /// A normal response: `M_pt` first, then `extraMeta`. With `mingzSize` > 0 and a longer
-  /// body the body is gzip-compressed into the output; if compression fails the body goes out
-  /// plain, as Java does.
-  public static func encodeResponse(
-    requestID: UInt64, processTime: Int, body: UnsafeRawBufferPointer, mingzSize: Int = 0,
-    extraMeta: Meta = Meta(), into output: inout [UInt8]
-  ) {
-    let headerAt = output.count
-    appendHeader(FrameHeader(flags: .response, requestID: requestID), into: &output)
-    let metaAt = reserveSize(&output)
-    var first = true
-    appendProcessTime(processTime, first: &first, into: &output)
-    appendMeta(extraMeta, skipping: .response, first: &first, into: &output)
-    patchSize(at: metaAt, in: &output)
-    let bodyAt = reserveSize(&output)
-    if mingzSize > 0 && body.count > mingzSize,
-      (try? Gzip.compress(body, into: &output)) != nil
-    {
-      output[headerAt + 2] |= MessageFlags.gzip.rawValue
-    } else {
-      output.append(contentsOf: body.assumingMemoryBound(to: UInt8.self))
+    /// motan-go's form (`0x12`, serialization 0x30), which both originals accept.
+    public static func encodeHeartbeatRequest(requestID: UInt64, into output: inout [UInt8]) {
+        appendEmptyFrame(flags: [.heartbeat, .proxy], requestID: requestID, into: &output)
     }
-    patchSize(at: bodyAt, in: &output)
-  }
 
-  public static func encodeResponse(
-    requestID: UInt64, processTime: Int, body: [UInt8], mingzSize: Int = 0,
-    extraMeta: Meta = Meta(), into output: inout [UInt8]
-  ) {
-    body.withUnsafeBytes {
-      encodeResponse(
-        requestID: requestID, processTime: processTime, body: $0, mingzSize: mingzSize,
-        extraMeta: extraMeta, into: &output)
+    /// `0x13`, the answer motan-go gives to every heartbeat request.
+    public static func encodeHeartbeatResponse(requestID: UInt64, into output: inout [UInt8]) {
+        appendEmptyFrame(flags: [.heartbeat, .proxy, .response], requestID: requestID, into: &output)
     }
-  }
 
-  /// A normal response whose body `writeBody` appends straight into the output.
-  public static func encodeResponse(
-    requestID: UInt64, processTime: Int, extraMeta: Meta = Meta(),
-    into output: inout [UInt8], writeBody: (inout [UInt8]) -> Void
-  ) {
-    appendHeader(FrameHeader(flags: .response, requestID: requestID), into: &output)
-    let metaAt = reserveSize(&output)
-    var first = true
-    appendProcessTime(processTime, first: &first, into: &output)
-    appendMeta(extraMeta, skipping: .response, first: &first, into: &output)
-    patchSize(at: metaAt, in: &output)
-    let bodyAt = reserveSize(&output)
-    writeBody(&output)
-    patchSize(at: bodyAt, in: &output)
-  }
-
-  /// Status 1, serialization 0x30, `M_pt` (unless `processTime` is nil) then `M_e` with the
-  /// members in motan-go's order, empty body.
-  public static func encodeErrorResponse(
-    requestID: UInt64, error: MotanErrorInfo, processTime: Int? = 0, extraMeta: Meta = Meta(),
-    into output: inout [UInt8]
-  ) {
-    appendHeader(FrameHeader(flags: .response, status: 1, requestID: requestID), into: &output)
-    let metaAt = reserveSize(&output)
-    var first = true
-    if let processTime { appendProcessTime(processTime, first: &first, into: &output) }
-    appendSeparator(first: &first, into: &output)
-    output.append(contentsOf: MetaKey.exception.utf8)
-    output.append(MetaBytes.lf)
-    error.appendJSON(into: &output)
-    appendMeta(extraMeta, skipping: .response, first: &first, into: &output)
-    patchSize(at: metaAt, in: &output)
-    appendUInt32(0, into: &output)
-  }
-
-  // MARK: Pieces
-
-  private static func appendEmptyFrame(
-    flags: MessageFlags, requestID: UInt64, into output: inout [UInt8]
-  ) {
-    appendHeader(FrameHeader(flags: flags, requestID: requestID), into: &output)
-    appendUInt32(0, into: &output)
-    appendUInt32(0, into: &output)
-  }
-
-  static func appendHeader(_ header: FrameHeader, into output: inout [UInt8]) {
-    output.append(0xF1)
-    output.append(0xF1)
-    output.append(header.flags.rawValue)
-    output.append(header.versionStatusByte)
-    output.append(header.serializationByte)
-    SimpleSerialization.appendUInt64(header.requestID, into: &output)
-  }
-
-  private static func appendUInt32(_ value: UInt32, into output: inout [UInt8]) {
-    SimpleSerialization.appendUInt32(value, into: &output)
-  }
-
-  private static func reserveSize(_ output: inout [UInt8]) -> Int {
-    SimpleSerialization.reserveLength(&output)
-  }
-
-  private static func patchSize(at position: Int, in output: inout [UInt8]) {
-    SimpleSerialization.patchLength(at: position, in: &output)
-  }
-
-  private static func appendSized(_ bytes: UnsafeRawBufferPointer, into output: inout [UInt8]) {
-    SimpleSerialization.appendLengthPrefixed(bytes, into: &output)
-  }
-
-  @inline(__always)
-  private static func appendSeparator(first: inout Bool, into output: inout [UInt8]) {
-    if first {
-      first = false
-    } else {
-      output.append(MetaBytes.lf)
+    /// A request whose body is already serialized (and already gzip data when
+    /// `bodyIsGzipped`). Meta order is `M_p`, `M_m`, `M_g`, then `extraMeta` minus those keys.
+    public static func encodeRequest(
+        requestID: UInt64, service: String, method: String, group: String? = nil,
+        extraMeta: Meta = Meta(), body: UnsafeRawBufferPointer, bodyIsGzipped: Bool = false,
+        into output: inout [UInt8]
+    ) {
+        encodeRequest(
+            requestID: requestID, service: service, method: method, group: group,
+            extraMeta: extraMeta, bodyIsGzipped: bodyIsGzipped, into: &output
+        ) { out in
+            out.append(contentsOf: body.assumingMemoryBound(to: UInt8.self))
+        }
     }
-  }
 
-  private static func appendPair(
-    _ key: String, _ value: String, first: inout Bool, into output: inout [UInt8]
-  ) {
-    // Unsendable values are dropped rather than corrupting the pairing.
-    guard Meta.isSendable(value) else { return }
-    appendSeparator(first: &first, into: &output)
-    output.append(contentsOf: key.utf8)
-    output.append(MetaBytes.lf)
-    output.append(contentsOf: value.utf8)
-  }
-
-  private static func appendProcessTime(
-    _ millis: Int, first: inout Bool, into output: inout [UInt8]
-  ) {
-    appendSeparator(first: &first, into: &output)
-    output.append(contentsOf: MetaKey.processTime.utf8)
-    output.append(MetaBytes.lf)
-    appendDecimal(millis, into: &output)
-  }
-
-  /// Keys the dedicated encoders write themselves and so skip in `extraMeta`.
-  enum ReservedKeys {
-    case request, response
-
-    func contains(_ key: UnsafeRawBufferPointer) -> Bool {
-      switch self {
-      case .request:
-        return key.elementsEqual(MetaKey.service.utf8) || key.elementsEqual(MetaKey.method.utf8)
-          || key.elementsEqual(MetaKey.group.utf8)
-      case .response:
-        return key.elementsEqual(MetaKey.processTime.utf8)
-          || key.elementsEqual(MetaKey.exception.utf8)
-      }
+    /// A request whose body `writeBody` appends straight into the output (for example with
+    /// `SimpleSerialization.appendString`), so the arguments are never copied.
+    public static func encodeRequest(
+        requestID: UInt64, service: String, method: String, group: String? = nil,
+        extraMeta: Meta = Meta(), bodyIsGzipped: Bool = false, into output: inout [UInt8],
+        writeBody: (inout [UInt8]) -> Void
+    ) {
+        let header = FrameHeader(flags: bodyIsGzipped ? .gzip : [], requestID: requestID)
+        appendHeader(header, into: &output)
+        let metaAt = reserveSize(&output)
+        var first = true
+        appendPair(MetaKey.service, service, first: &first, into: &output)
+        appendPair(MetaKey.method, method, first: &first, into: &output)
+        if let group { appendPair(MetaKey.group, group, first: &first, into: &output) }
+        appendMeta(extraMeta, skipping: .request, first: &first, into: &output)
+        patchSize(at: metaAt, in: &output)
+        let bodyAt = reserveSize(&output)
+        writeBody(&output)
+        patchSize(at: bodyAt, in: &output)
     }
-  }
 
-  private static func appendMeta(
-    _ meta: Meta, skipping reserved: ReservedKeys?, into output: inout [UInt8]
-  ) {
-    var first = true
-    appendMeta(meta, skipping: reserved, first: &first, into: &output)
-  }
+    /// A normal response: `M_pt` first, then `extraMeta`. With `mingzSize` > 0 and a longer
+    /// body the body is gzip-compressed into the output; if compression fails the body goes out
+    /// plain, as Java does.
+    public static func encodeResponse(
+        requestID: UInt64, processTime: Int, body: UnsafeRawBufferPointer, mingzSize: Int = 0,
+        extraMeta: Meta = Meta(), into output: inout [UInt8]
+    ) {
+        let headerAt = output.count
+        appendHeader(FrameHeader(flags: .response, requestID: requestID), into: &output)
+        let metaAt = reserveSize(&output)
+        var first = true
+        appendProcessTime(processTime, first: &first, into: &output)
+        appendMeta(extraMeta, skipping: .response, first: &first, into: &output)
+        patchSize(at: metaAt, in: &output)
+        let bodyAt = reserveSize(&output)
+        if mingzSize > 0 && body.count > mingzSize,
+            (try? Gzip.compress(body, into: &output)) != nil
+        {
+            output[headerAt + 2] |= MessageFlags.gzip.rawValue
+        } else {
+            output.append(contentsOf: body.assumingMemoryBound(to: UInt8.self))
+        }
+        patchSize(at: bodyAt, in: &output)
+    }
 
-  private static func appendMeta(
-    _ meta: Meta, skipping reserved: ReservedKeys?, first: inout Bool, into output: inout [UInt8]
-  ) {
-    if meta.isEmpty { return }
-    if reserved == nil && !meta.hasEmptyField {
-      appendSeparator(first: &first, into: &output)
-      meta.withRawBytes { output.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self)) }
-      return
+    public static func encodeResponse(
+        requestID: UInt64, processTime: Int, body: [UInt8], mingzSize: Int = 0,
+        extraMeta: Meta = Meta(), into output: inout [UInt8]
+    ) {
+        body.withUnsafeBytes {
+            encodeResponse(
+                requestID: requestID, processTime: processTime, body: $0, mingzSize: mingzSize,
+                extraMeta: extraMeta, into: &output)
+        }
     }
-    var isFirst = first
-    meta.forEachSendablePair { key, value in
-      if let reserved, reserved.contains(key) { return }
-      appendSeparator(first: &isFirst, into: &output)
-      output.append(contentsOf: key.assumingMemoryBound(to: UInt8.self))
-      output.append(MetaBytes.lf)
-      output.append(contentsOf: value.assumingMemoryBound(to: UInt8.self))
+
+    /// A normal response whose body `writeBody` appends straight into the output.
+    public static func encodeResponse(
+        requestID: UInt64, processTime: Int, extraMeta: Meta = Meta(),
+        into output: inout [UInt8], writeBody: (inout [UInt8]) -> Void
+    ) {
+        appendHeader(FrameHeader(flags: .response, requestID: requestID), into: &output)
+        let metaAt = reserveSize(&output)
+        var first = true
+        appendProcessTime(processTime, first: &first, into: &output)
+        appendMeta(extraMeta, skipping: .response, first: &first, into: &output)
+        patchSize(at: metaAt, in: &output)
+        let bodyAt = reserveSize(&output)
+        writeBody(&output)
+        patchSize(at: bodyAt, in: &output)
     }
-    first = isFirst
-  }
+
+    /// Status 1, serialization 0x30, `M_pt` (unless `processTime` is nil) then `M_e` with the
+    /// members in motan-go's order, empty body.
+    public static func encodeErrorResponse(
+        requestID: UInt64, error: MotanErrorInfo, processTime: Int? = 0, extraMeta: Meta = Meta(),
+        into output: inout [UInt8]
+    ) {
+        appendHeader(FrameHeader(flags: .response, status: 1, requestID: requestID), into: &output)
+        let metaAt = reserveSize(&output)
+        var first = true
+        if let processTime { appendProcessTime(processTime, first: &first, into: &output) }
+        appendSeparator(first: &first, into: &output)
+        output.append(contentsOf: MetaKey.exception.utf8)
+        output.append(MetaBytes.lf)
+        error.appendJSON(into: &output)
+        appendMeta(extraMeta, skipping: .response, first: &first, into: &output)
+        patchSize(at: metaAt, in: &output)
+        appendUInt32(0, into: &output)
+    }
+
+    // MARK: Pieces
+
+    private static func appendEmptyFrame(
+        flags: MessageFlags, requestID: UInt64, into output: inout [UInt8]
+    ) {
+        appendHeader(FrameHeader(flags: flags, requestID: requestID), into: &output)
+        appendUInt32(0, into: &output)
+        appendUInt32(0, into: &output)
+    }
+
+    static func appendHeader(_ header: FrameHeader, into output: inout [UInt8]) {
+        output.append(0xF1)
+        output.append(0xF1)
+        output.append(header.flags.rawValue)
+        output.append(header.versionStatusByte)
+        output.append(header.serializationByte)
+        SimpleSerialization.appendUInt64(header.requestID, into: &output)
+    }
+
+    private static func appendUInt32(_ value: UInt32, into output: inout [UInt8]) {
+        SimpleSerialization.appendUInt32(value, into: &output)
+    }
+
+    private static func reserveSize(_ output: inout [UInt8]) -> Int {
+        SimpleSerialization.reserveLength(&output)
+    }
+
+    private static func patchSize(at position: Int, in output: inout [UInt8]) {
+        SimpleSerialization.patchLength(at: position, in: &output)
+    }
+
+    private static func appendSized(_ bytes: UnsafeRawBufferPointer, into output: inout [UInt8]) {
+        SimpleSerialization.appendLengthPrefixed(bytes, into: &output)
+    }
+
+    @inline(__always)
+    private static func appendSeparator(first: inout Bool, into output: inout [UInt8]) {
+        if first {
+            first = false
+        } else {
+            output.append(MetaBytes.lf)
+        }
+    }
+
+    private static func appendPair(
+        _ key: String, _ value: String, first: inout Bool, into output: inout [UInt8]
+    ) {
+        // Unsendable values are dropped rather than corrupting the pairing.
+        guard Meta.isSendable(value) else { return }
+        appendSeparator(first: &first, into: &output)
+        output.append(contentsOf: key.utf8)
+        output.append(MetaBytes.lf)
+        output.append(contentsOf: value.utf8)
+    }
+
+    private static func appendProcessTime(
+        _ millis: Int, first: inout Bool, into output: inout [UInt8]
+    ) {
+        appendSeparator(first: &first, into: &output)
+        output.append(contentsOf: MetaKey.processTime.utf8)
+        output.append(MetaBytes.lf)
+        appendDecimal(millis, into: &output)
+    }
+
+    /// Keys the dedicated encoders write themselves and so skip in `extraMeta`.
+    enum ReservedKeys {
+        case request, response
+
+        func contains(_ key: UnsafeRawBufferPointer) -> Bool {
+            switch self {
+            case .request:
+                return key.elementsEqual(MetaKey.service.utf8) || key.elementsEqual(MetaKey.method.utf8)
+                    || key.elementsEqual(MetaKey.group.utf8)
+            case .response:
+                return key.elementsEqual(MetaKey.processTime.utf8)
+                    || key.elementsEqual(MetaKey.exception.utf8)
+            }
+        }
+    }
+
+    private static func appendMeta(
+        _ meta: Meta, skipping reserved: ReservedKeys?, into output: inout [UInt8]
+    ) {
+        var first = true
+        appendMeta(meta, skipping: reserved, first: &first, into: &output)
+    }
+
+    private static func appendMeta(
+        _ meta: Meta, skipping reserved: ReservedKeys?, first: inout Bool, into output: inout [UInt8]
+    ) {
+        if meta.isEmpty { return }
+        if reserved == nil && !meta.hasEmptyField {
+            appendSeparator(first: &first, into: &output)
+            meta.withRawBytes { output.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self)) }
+            return
+        }
+        var isFirst = first
+        meta.forEachSendablePair { key, value in
+            if let reserved, reserved.contains(key) { return }
+            appendSeparator(first: &isFirst, into: &output)
+            output.append(contentsOf: key.assumingMemoryBound(to: UInt8.self))
+            output.append(MetaBytes.lf)
+            output.append(contentsOf: value.assumingMemoryBound(to: UInt8.self))
+        }
+        first = isFirst
+    }
 }

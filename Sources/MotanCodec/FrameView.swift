@@ -1,74 +1,74 @@
 /// A borrowed view of one complete frame inside the decoder's buffer. Nothing is copied; the
 /// pointers are valid only inside the `FrameDecoder.withNext` closure that received the view.
 public struct FrameView {
-  public let header: FrameHeader
-  /// The meta block without the tolerated trailing LF.
-  public let metaBytes: UnsafeRawBufferPointer
-  /// The body as on the wire (gzip data when the gzip flag is set).
-  public let body: UnsafeRawBufferPointer
-  /// Stream offset of the frame's first byte.
-  public let streamOffset: Int
-  let metaHasEmptyField: Bool
+    public let header: FrameHeader
+    /// The meta block without the tolerated trailing LF.
+    public let metaBytes: UnsafeRawBufferPointer
+    /// The body as on the wire (gzip data when the gzip flag is set).
+    public let body: UnsafeRawBufferPointer
+    /// Stream offset of the frame's first byte.
+    public let streamOffset: Int
+    let metaHasEmptyField: Bool
 
-  @inlinable public var flags: MessageFlags { header.flags }
-  @inlinable public var requestID: UInt64 { header.requestID }
-  @inlinable public var isHeartbeat: Bool { header.isHeartbeat }
-  @inlinable public var isResponse: Bool { header.isResponse }
+    @inlinable public var flags: MessageFlags { header.flags }
+    @inlinable public var requestID: UInt64 { header.requestID }
+    @inlinable public var isHeartbeat: Bool { header.isHeartbeat }
+    @inlinable public var isResponse: Bool { header.isResponse }
 
-  /// The value bytes of the last pair with this key.
-  public func metaValue(forKey key: String) -> UnsafeRawBufferPointer? {
-    MetaBytes.lastValue(forKey: key, in: metaBytes).map {
-      UnsafeRawBufferPointer(rebasing: metaBytes[$0])
+    /// The value bytes of the last pair with this key.
+    public func metaValue(forKey key: String) -> UnsafeRawBufferPointer? {
+        MetaBytes.lastValue(forKey: key, in: metaBytes).map {
+            UnsafeRawBufferPointer(rebasing: metaBytes[$0])
+        }
     }
-  }
 
-  public func metaString(forKey key: String) -> String? {
-    MetaBytes.lastValue(forKey: key, in: metaBytes).map { MetaBytes.string(metaBytes, $0) }
-  }
+    public func metaString(forKey key: String) -> String? {
+        MetaBytes.lastValue(forKey: key, in: metaBytes).map { MetaBytes.string(metaBytes, $0) }
+    }
 
-  /// Visits every pair in wire order.
-  public func forEachMetaPair(
-    _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void
-  ) {
-    let bytes = metaBytes
-    MetaBytes.forEachPair(in: bytes) { key, value in
-      body(
-        UnsafeRawBufferPointer(rebasing: bytes[key]), UnsafeRawBufferPointer(rebasing: bytes[value])
-      )
-      return true
+    /// Visits every pair in wire order.
+    public func forEachMetaPair(
+        _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void
+    ) {
+        let bytes = metaBytes
+        MetaBytes.forEachPair(in: bytes) { key, value in
+            body(
+                UnsafeRawBufferPointer(rebasing: bytes[key]), UnsafeRawBufferPointer(rebasing: bytes[value])
+            )
+            return true
+        }
     }
-  }
 
-  /// Copies the frame out with one allocation: the meta block is stored in the spare capacity
-  /// of the body array, and `Meta` keeps that array alive. Copy-on-write guarantees that no
-  /// mutation of the body can reach those bytes while the meta still references them.
-  public func makeFrame() -> Frame {
-    let metaLength = metaBytes.count
-    let bodyLength = body.count
-    guard bodyLength > 0 else {
-      let meta =
-        metaLength == 0
-        ? Meta() : Meta(validatedBlock: metaBytes, hasEmptyField: metaHasEmptyField)
-      return Frame(header: header, meta: meta, body: [])
+    /// Copies the frame out with one allocation: the meta block is stored in the spare capacity
+    /// of the body array, and `Meta` keeps that array alive. Copy-on-write guarantees that no
+    /// mutation of the body can reach those bytes while the meta still references them.
+    public func makeFrame() -> Frame {
+        let metaLength = metaBytes.count
+        let bodyLength = body.count
+        guard bodyLength > 0 else {
+            let meta =
+                metaLength == 0
+                ? Meta() : Meta(validatedBlock: metaBytes, hasEmptyField: metaHasEmptyField)
+            return Frame(header: header, meta: meta, body: [])
+        }
+        let source = body
+        let metaSource = metaBytes
+        let storage = [UInt8](unsafeUninitializedCapacity: bodyLength + metaLength) {
+            buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            raw.baseAddress!.copyMemory(from: source.baseAddress!, byteCount: bodyLength)
+            if metaLength > 0 {
+                (raw.baseAddress! + bodyLength).copyMemory(
+                    from: metaSource.baseAddress!, byteCount: metaLength)
+            }
+            initialized = bodyLength
+        }
+        let meta =
+            metaLength == 0
+            ? Meta()
+            : Meta(
+                sharing: storage, start: bodyLength, length: metaLength,
+                hasEmptyField: metaHasEmptyField)
+        return Frame(header: header, meta: meta, body: storage)
     }
-    let source = body
-    let metaSource = metaBytes
-    let storage = [UInt8](unsafeUninitializedCapacity: bodyLength + metaLength) {
-      buffer, initialized in
-      let raw = UnsafeMutableRawBufferPointer(buffer)
-      raw.baseAddress!.copyMemory(from: source.baseAddress!, byteCount: bodyLength)
-      if metaLength > 0 {
-        (raw.baseAddress! + bodyLength).copyMemory(
-          from: metaSource.baseAddress!, byteCount: metaLength)
-      }
-      initialized = bodyLength
-    }
-    let meta =
-      metaLength == 0
-      ? Meta()
-      : Meta(
-        sharing: storage, start: bodyLength, length: metaLength,
-        hasEmptyField: metaHasEmptyField)
-    return Frame(header: header, meta: meta, body: storage)
-  }
 }

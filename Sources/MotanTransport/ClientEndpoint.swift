@@ -363,7 +363,6 @@ public final class ClientEndpoint: @unchecked Sendable {
         guard let transition = availability.recordSuccess(now: loop.now),
             case .becameAvailable(let after) = transition
         else { return }
-        availableFlag.store(true, ordering: .releasing)
         metrics.becameAvailable.increment()
         metrics.available.record(1)
         heartbeatManager.stopProbing(self)
@@ -371,12 +370,13 @@ public final class ClientEndpoint: @unchecked Sendable {
             "endpoint \(address) available again: \(reason), after \(after) ms unavailable (\(unavailableReason))"
         )
         emit(.becameAvailable(reason: reason, unavailableFor: .milliseconds(Int64(after))))
+        // Published last, so whoever sees the new state also finds its event already delivered.
+        availableFlag.store(true, ordering: .releasing)
     }
 
     private func becameUnavailable(_ transition: AvailabilityTracker.Transition, reason: String) {
         guard case .becameUnavailable(let after) = transition else { return }
         unavailableReason = reason
-        availableFlag.store(false, ordering: .releasing)
         metrics.becameUnavailable.increment()
         metrics.available.record(0)
         logger.info(
@@ -386,6 +386,7 @@ public final class ClientEndpoint: @unchecked Sendable {
             .becameUnavailable(
                 reason: reason, errorCount: availability.errorCount,
                 availableFor: .milliseconds(Int64(after))))
+        availableFlag.store(false, ordering: .releasing)
         if !isClosed { heartbeatManager.startProbing(self) }
     }
 

@@ -35,8 +35,6 @@ struct AvailabilityTrackerTests {
     }
 }
 
-
-
 final class WheelRecorder: TimerWheelTarget {
     var fired: [(key: UInt64, at: UInt64)] = []
     let loop: EventLoop

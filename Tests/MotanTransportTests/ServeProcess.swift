@@ -1,0 +1,117 @@
+import Foundation
+import MotanLoop
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+enum ServeProcessError: Error, CustomStringConvertible {
+    case binaryNotFound(String)
+    case didNotStart(String)
+
+    var description: String {
+        switch self {
+        case .binaryNotFound(let searched):
+            return "motan binary not found next to the test bundle (searched from \(searched)); build it first"
+        case .didNotStart(let output): return "motan serve did not report its port: \(output)"
+        }
+    }
+}
+
+/// A `motan serve` child process, for tests that kill, stop and restart a real server.
+final class ServeProcess: @unchecked Sendable {
+    let process = Process()
+    let port: Int
+    private let outputPath: String
+
+    /// Starts `motan serve --port port` and waits (bounded) for its "listening on" line.
+    init(port: Int = 0, loops: Int = 1) throws {
+        let binary = try Self.binary()
+        outputPath = NSTemporaryDirectory() + "motan-serve-\(UUID().uuidString).out"
+        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--port", String(port), "--loops", String(loops)]
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        var found: Int?
+        while Date() < deadline, process.isRunning {
+            if let text = try? String(contentsOfFile: outputPath, encoding: .utf8),
+                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("listening on ") }),
+                let colon = line.lastIndex(of: ":"), let parsed = Int(line[line.index(after: colon)...])
+            {
+                found = parsed
+                break
+            }
+            usleep(10_000)
+        }
+        guard let found else {
+            let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            throw ServeProcessError.didNotStart(text)
+        }
+        self.port = found
+    }
+
+    /// Starts a server on `port`, retrying briefly while the old one's socket is still going away.
+    static func restart(on port: Int) throws -> ServeProcess {
+        var lastError: Error?
+        for _ in 0..<20 {
+            do {
+                return try ServeProcess(port: port)
+            } catch {
+                lastError = error
+                usleep(100_000)
+            }
+        }
+        throw lastError!
+    }
+
+    var address: SocketAddress { SocketAddress(host: "127.0.0.1", port: port) }
+    var pid: Int32 { process.processIdentifier }
+
+    func signal(_ signal: Int32) { kill(pid, signal) }
+
+    /// SIGSTOP, then waits (bounded) until the kernel reports the process stopped, so a test
+    /// never races the signal's delivery.
+    func stop() {
+        kill(pid, SIGSTOP)
+        let deadline = Date().addingTimeInterval(2)
+        while Date() < deadline, state != "T" { usleep(1_000) }
+    }
+
+    /// The state letter from /proc/<pid>/stat (R, S, T, ...).
+    var state: String? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        return stat[stat.index(after: close)...].split(separator: " ").first.map(String.init)
+    }
+
+    /// SIGKILL and reap; safe to call more than once.
+    func terminate() {
+        if process.isRunning {
+            kill(pid, SIGCONT)
+            kill(pid, SIGKILL)
+        }
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: outputPath)
+    }
+
+    /// The `motan` executable built next to this test bundle.
+    static func binary() throws -> String {
+        let executable =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        var directory = URL(fileURLWithPath: executable).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent("motan").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        throw ServeProcessError.binaryNotFound(executable)
+    }
+}

@@ -197,14 +197,19 @@ public enum FrameEncoder {
     enum ReservedKeys {
         case request, response
 
+        /// Byte comparisons on purpose: this runs for every extra pair of every frame.
         func contains(_ key: UnsafeRawBufferPointer) -> Bool {
+            guard key.count == 3 || key.count == 4, key[0] == UInt8(ascii: "M"), key[1] == UInt8(ascii: "_")
+            else { return false }
+            let third = key[2]
             switch self {
             case .request:
-                return key.elementsEqual(MetaKey.service.utf8) || key.elementsEqual(MetaKey.method.utf8)
-                    || key.elementsEqual(MetaKey.group.utf8)
+                return key.count == 3
+                    && (third == UInt8(ascii: "p") || third == UInt8(ascii: "m") || third == UInt8(ascii: "g"))
             case .response:
-                return key.elementsEqual(MetaKey.processTime.utf8)
-                    || key.elementsEqual(MetaKey.exception.utf8)
+                return key.count == 3
+                    ? third == UInt8(ascii: "e")
+                    : third == UInt8(ascii: "p") && key[3] == UInt8(ascii: "t")
             }
         }
     }

@@ -172,7 +172,14 @@ public struct Meta: Sendable {
     }
 
     static func isSendable(_ text: String) -> Bool {
-        !text.isEmpty && !text.utf8.contains(MetaBytes.lf)
+        guard !text.isEmpty else { return false }
+        // memchr over the contiguous UTF-8: a generic `contains` dominated encoding time.
+        if let found = text.utf8.withContiguousStorageIfAvailable({ bytes in
+            MetaBytes.indexOfLF(in: UnsafeRawBufferPointer(bytes), from: 0) != nil
+        }) {
+            return !found
+        }
+        return !text.utf8.contains(MetaBytes.lf)
     }
 
     /// Pairs as they go on the wire: empty keys or values skipped.

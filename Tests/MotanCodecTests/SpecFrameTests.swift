@@ -191,3 +191,36 @@ extension Array where Element == UInt8 {
         return bytes
     }
 }
+
+struct EncoderMetaTests {
+    @Test func dedicatedEncodersSkipTheKeysTheyWriteThemselves() throws {
+        let extra: Meta = [
+            "M_p": "x", "M_m": "x", "M_g": "x", "M_pp": "motan2", "M_pt": "9", "M_e": "x", "M_md": "void", "M_gx": "1",
+        ]
+        var request: [UInt8] = []
+        FrameEncoder.encodeRequest(
+            requestID: 1, service: "svc", method: "m", group: "g", extraMeta: extra,
+            body: UnsafeRawBufferPointer(start: nil, count: 0),
+            into: &request)
+        #expect(
+            pairs(try decodeOne(request).meta) == [
+                MetaPair("M_p", "svc"), MetaPair("M_m", "m"), MetaPair("M_g", "g"), MetaPair("M_pp", "motan2"),
+                MetaPair("M_pt", "9"), MetaPair("M_e", "x"), MetaPair("M_md", "void"), MetaPair("M_gx", "1"),
+            ])
+        var response: [UInt8] = []
+        FrameEncoder.encodeResponse(requestID: 1, processTime: 5, body: [0x00], extraMeta: extra, into: &response)
+        #expect(
+            pairs(try decodeOne(response).meta) == [
+                MetaPair("M_pt", "5"), MetaPair("M_p", "x"), MetaPair("M_m", "x"), MetaPair("M_g", "x"),
+                MetaPair("M_pp", "motan2"), MetaPair("M_md", "void"), MetaPair("M_gx", "1"),
+            ])
+        var failure: [UInt8] = []
+        FrameEncoder.encodeErrorResponse(
+            requestID: 1, error: MotanErrorInfo(errcode: 1, errmsg: "m", errtype: 0), processTime: nil,
+            extraMeta: ["M_e": "old", "a": "b"], into: &failure)
+        #expect(
+            pairs(try decodeOne(failure).meta) == [
+                MetaPair("M_e", #"{"errcode":1,"errmsg":"m","errtype":0}"#), MetaPair("a", "b"),
+            ])
+    }
+}

@@ -5,7 +5,7 @@
 /// any storage for the content is set aside, and magic and version are checked as soon as their
 /// bytes are in, so a stream that is not Motan2 is rejected after at most four bytes. The first
 /// error is sticky: the stream cannot be resynchronised, the connection has to be closed.
-public struct FrameDecoder {
+public struct FrameDecoder: Sendable {
     public static let defaultMaxContentLength = 10 * 1024 * 1024
 
     /// Applied separately to the meta size and to the body size, as both reference

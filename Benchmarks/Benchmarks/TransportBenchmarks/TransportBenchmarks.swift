@@ -1,8 +1,263 @@
 import Benchmark
+import Dispatch
+import MotanCodec
+import MotanHarness
+import MotanLoop
 import MotanTransport
+import Synchronization
+
+/// The echo service under test: the argument goes back as it came, on the loop.
+let echoService = "bench.EchoService"
+
+func echoRegistry() -> ServiceRegistry {
+    var registry = ServiceRegistry()
+    registry.handle(service: echoService, method: "echo") { request, responder in
+        responder.respond(serializedValue: request.body)
+    }
+    return registry
+}
+
+/// A request carrying one 64-byte string argument.
+func echoRequest() -> [UInt8] {
+    var bytes: [UInt8] = []
+    FrameEncoder.encodeRequest(requestID: 1, service: echoService, method: "echo", into: &bytes) {
+        SimpleSerialization.appendString(String(repeating: "x", count: 64), into: &$0)
+    }
+    return bytes
+}
+
+/// Server and client each on their own loop thread, connected before anything is measured.
+final class TransportRig: @unchecked Sendable {
+    let serverGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-server")
+    let clientGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-client")
+    let server: ServerEndpoint
+    let clients: [(MotanFrameLoadClient, TCPConnection)]
+
+    init(connections: Int, depth: Int) async throws {
+        server = try ServerEndpoint(group: serverGroup, services: echoRegistry())
+        var clients: [(MotanFrameLoadClient, TCPConnection)] = []
+        let request = echoRequest()
+        for _ in 0..<connections {
+            let client = MotanFrameLoadClient(request: request, depth: depth)
+            let connection = try await TCPConnection.connect(
+                to: server.address, on: clientGroup.next(), timeout: .seconds(5)
+            ) { client }
+            clients.append((client, connection))
+        }
+        self.clients = clients
+        _ = run(roundTrips: 20_000)
+        reset()
+    }
+
+    /// About `roundTrips` round trips over all connections; blocks until they are done.
+    func run(roundTrips: Int) -> Int {
+        let deadline = DispatchTime.now().uptimeNanoseconds + 10_000_000_000
+        let done = DispatchSemaphore(value: 0)
+        let total = Mutex(0)
+        let perConnection = max(1, roundTrips / clients.count)
+        for (client, connection) in clients {
+            connection.loop.execute {
+                client.run(on: connection, roundTrips: perConnection, deadline: deadline) { completed in
+                    total.withLock { $0 += completed }
+                    done.signal()
+                }
+            }
+        }
+        for _ in clients { done.wait() }
+        return total.withLock { $0 }
+    }
+
+    func reset() {
+        for (client, connection) in clients { connection.loop.runSync { client.latencies.reset() } }
+    }
+
+    func percentiles() -> [UInt64] {
+        let (client, connection) = clients[0]
+        return connection.loop.runSync { client.latencies.percentiles([50, 99]) }
+    }
+
+    func shutdown() {
+        for (_, connection) in clients { connection.loop.runSync { connection.close() } }
+        server.close()
+        clientGroup.syncShutdown()
+        serverGroup.syncShutdown()
+    }
+}
+
+/// The full client path: `ClientEndpoint.call` on its loop, closed loop, one connection.
+final class EndpointRig: @unchecked Sendable {
+    let serverGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-server")
+    let clientGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-client")
+    let server: ServerEndpoint
+    let endpoint: ClientEndpoint
+    let latencies = LatencyRecorder()
+    let argument: [SimpleValue] = [.string(String(repeating: "x", count: 64))]
+
+    init() async throws {
+        server = try ServerEndpoint(group: serverGroup, services: echoRegistry())
+        endpoint = ClientEndpoint(
+            address: server.address, loop: clientGroup.loops[0], configuration: .init(connections: 1))
+        _ = run(calls: 20_000)
+        clientGroup.loops[0].runSync { self.latencies.reset() }
+    }
+
+    func run(calls: Int) -> Int {
+        let done = DispatchSemaphore(value: 0)
+        let loop = clientGroup.loops[0]
+        loop.execute { self.next(remaining: calls, completed: 0, done: done) }
+        done.wait()
+        return calls
+    }
+
+    private func next(remaining: Int, completed: Int, done: DispatchSemaphore) {
+        guard remaining > 0 else {
+            done.signal()
+            return
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
+        endpoint.call(service: echoService, method: "echo", arguments: argument) { result in
+            precondition((try? result.get()) != nil, "echo call failed: \(result)")
+            self.latencies.record(DispatchTime.now().uptimeNanoseconds - start)
+            self.next(remaining: remaining - 1, completed: completed + 1, done: done)
+        }
+    }
+
+    func percentiles() -> [UInt64] { clientGroup.loops[0].runSync { self.latencies.percentiles([50, 99]) } }
+    func reset() { clientGroup.loops[0].runSync { self.latencies.reset() } }
+
+    func shutdown() {
+        endpoint.close()
+        server.close()
+        clientGroup.syncShutdown()
+        serverGroup.syncShutdown()
+    }
+}
+
+/// The raw length-prefixed echo over the same loops: the floor the transport is compared with.
+final class RawEchoRig: @unchecked Sendable {
+    let serverGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-server")
+    let clientGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-client")
+    let server: TCPServer
+    let session: EchoLoadSession
+
+    init(connections: Int, depth: Int) async throws {
+        server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: serverGroup) { _ in
+            LengthPrefixedEchoHandler()
+        }
+        session = try await EchoLoadSession.connect(
+            to: server.address, group: clientGroup, connections: connections, depth: depth, frameSize: 64)
+        _ = session.runBlocking(roundTrips: 20_000, timeLimit: .seconds(10))
+        session.resetHistograms()
+    }
+
+    func shutdown() {
+        session.close()
+        server.close()
+        clientGroup.syncShutdown()
+        serverGroup.syncShutdown()
+    }
+}
+
+/// Median over iterations of each iteration's p50 and p99, printed exactly (the tables round).
+final class MedianSummary: @unchecked Sendable {
+    let name: String
+    private var p50s: [UInt64] = []
+    private var p99s: [UInt64] = []
+    init(_ name: String) { self.name = name }
+    func add(_ values: [UInt64]) {
+        p50s.append(values[0])
+        p99s.append(values[1])
+    }
+    func print() {
+        guard !p50s.isEmpty else { return }
+        let p50 = p50s.sorted()[p50s.count / 2]
+        let p99 = p99s.sorted()[p99s.count / 2]
+        Swift.print("  \(name): median p50 \(p50) ns, median p99 \(p99) ns over \(p50s.count) iterations")
+        p50s.removeAll()
+        p99s.removeAll()
+    }
+}
+
+let p50 = BenchmarkMetric.custom("round trip p50 (ns)", polarity: .prefersSmaller, useScalingFactor: false)
+let p99 = BenchmarkMetric.custom("round trip p99 (ns)", polarity: .prefersSmaller, useScalingFactor: false)
 
 let benchmarks: @Sendable () -> Void = {
-    Benchmark("transport-placeholder") { benchmark in
-        for _ in benchmark.scaledIterations { blackHole(1) }
+    // One iteration = 1,000 round trips (scaling factor kilo): per-request figures are the
+    // reported ones divided by 1,000.
+    let configuration = Benchmark.Configuration(
+        metrics: [.wallClock, .throughput, .mallocCountTotal, p50, p99],
+        warmupIterations: 5,
+        scalingFactor: .kilo,
+        maxDuration: .seconds(5),
+        maxIterations: 2_000
+    )
+
+    for (name, connections, depth) in [
+        ("motan echo 64B, 1 connection, closed loop", 1, 1),
+        ("motan echo 64B, 16 connections x 16 pipelined", 16, 16),
+    ] {
+        nonisolated(unsafe) var rig: TransportRig!
+        let summary = MedianSummary(name)
+        Benchmark(name, configuration: configuration) { benchmark in
+            rig.reset()
+            benchmark.startMeasurement()
+            let completed = rig.run(roundTrips: benchmark.scaledIterations.count)
+            benchmark.stopMeasurement()
+            precondition(completed >= benchmark.scaledIterations.count - connections)
+            let values = rig.percentiles()
+            summary.add(values)
+            benchmark.measurement(p50, Int(values[0]))
+            benchmark.measurement(p99, Int(values[1]))
+        } setup: {
+            rig = try await TransportRig(connections: connections, depth: depth)
+        } teardown: {
+            summary.print()
+            rig.shutdown()
+            rig = nil
+        }
+    }
+
+    nonisolated(unsafe) var endpointRig: EndpointRig!
+    let endpointSummary = MedianSummary("motan echo 64B via ClientEndpoint, closed loop")
+    Benchmark("motan echo 64B via ClientEndpoint, closed loop", configuration: configuration) { benchmark in
+        endpointRig.reset()
+        benchmark.startMeasurement()
+        _ = endpointRig.run(calls: benchmark.scaledIterations.count)
+        benchmark.stopMeasurement()
+        let values = endpointRig.percentiles()
+        endpointSummary.add(values)
+        benchmark.measurement(p50, Int(values[0]))
+        benchmark.measurement(p99, Int(values[1]))
+    } setup: {
+        endpointRig = try await EndpointRig()
+    } teardown: {
+        endpointSummary.print()
+        endpointRig.shutdown()
+        endpointRig = nil
+    }
+
+    for (name, connections, depth) in [
+        ("raw libuv echo 64B, 1 connection, closed loop (baseline)", 1, 1),
+        ("raw libuv echo 64B, 16 connections x 16 pipelined (baseline)", 16, 16),
+    ] {
+        nonisolated(unsafe) var rawRig: RawEchoRig!
+        let summary = MedianSummary(name)
+        Benchmark(name, configuration: configuration) { benchmark in
+            rawRig.session.resetHistograms()
+            benchmark.startMeasurement()
+            _ = rawRig.session.runBlocking(roundTrips: benchmark.scaledIterations.count, timeLimit: .seconds(10))
+            benchmark.stopMeasurement()
+            let histogram = rawRig.session.histogram()
+            let values = [histogram.valueAtPercentile(50), histogram.valueAtPercentile(99)]
+            summary.add(values)
+            benchmark.measurement(p50, Int(values[0]))
+            benchmark.measurement(p99, Int(values[1]))
+        } setup: {
+            rawRig = try await RawEchoRig(connections: connections, depth: depth)
+        } teardown: {
+            summary.print()
+            rawRig.shutdown()
+            rawRig = nil
+        }
     }
 }

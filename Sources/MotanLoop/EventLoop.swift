@@ -48,6 +48,7 @@ public final class EventLoop: @unchecked Sendable {
     public static let readBufferSize = 64 * 1024
 
     public init(name: String = "motan-loop", logger: Logger? = nil) {
+        _ = ignoreSIGPIPE
         self.name = name
         self.logger = logger ?? Logger(label: "motan.loop.\(name)")
         uvLoop = .allocate(capacity: 1)
@@ -248,3 +249,18 @@ private func currentThreadID() -> UInt {
         return UInt(pthread_self())
     #endif
 }
+
+/// libuv writes with plain `write`/`writev`, so a write to a socket the peer has reset raises
+/// SIGPIPE, whose default action kills the process. Ignore it once, before any loop exists, unless
+/// the application installed a handler of its own; the write then fails with EPIPE like any other error.
+private let ignoreSIGPIPE: Void = {
+    var current = sigaction()
+    if sigaction(SIGPIPE, nil, &current) == 0 {
+        #if canImport(Glibc)
+            let isDefault = current.__sigaction_handler.sa_handler == nil
+        #else
+            let isDefault = current.__sigaction_u.__sa_handler == nil
+        #endif
+        if isDefault { signal(SIGPIPE, SIG_IGN) }
+    }
+}()

@@ -144,3 +144,41 @@ struct WriteTests {
         loop.runSync { connection.close() }
     }
 }
+
+@Suite("Writing to a peer that is gone")
+struct BrokenPipeTests {
+    @Test("writes to a reset connection fail with a typed error; the process survives")
+    func writeAfterPeerReset() async throws {
+        // The peer accepts and closes at once; our writes then hit a reset socket (EPIPE/ECONNRESET),
+        // which must surface as a write error rather than a SIGPIPE that kills the process.
+        let fixture = try ServerFixture { connection in
+            connection.close()
+            return nil
+        }
+        defer { fixture.shutdown() }
+        /// Ignores the peer's FIN so that the connection stays open for writing, as a half-closed one may.
+        final class KeepWriting: TCPConnectionDelegate, @unchecked Sendable {
+            func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {}
+            func connectionDidReadEOF(_ connection: TCPConnection) {}
+            func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
+        }
+        let connection = try await fixture.connect { KeepWriting() }
+        let loop = fixture.loop
+        let outcomes = Locked<[Result<Void, LoopError>]>([])
+        // Keep writing until a write fails (bounded: at most 200 rounds of 10 ms).
+        for _ in 0..<200 {
+            let state = loop.runSync { connection.state }
+            if state != .open || outcomes.withLock({ $0.contains { if case .failure = $0 { true } else { false } } }) {
+                break
+            }
+            loop.runSync {
+                connection.write(pattern(64 * 1024)) { result in outcomes.withLock { $0.append(result) } }
+                connection.flush()
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let failures = outcomes.withLock { $0.filter { if case .failure = $0 { true } else { false } } }
+        #expect(!failures.isEmpty)
+        #expect(loop.runSync { connection.state } != .open)
+    }
+}

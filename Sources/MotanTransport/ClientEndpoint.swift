@@ -114,6 +114,9 @@ public final class ClientEndpoint: @unchecked Sendable {
         }
     }
 
+    /// Requests waiting for an answer. Loop thread only.
+    var pendingCount: Int { pending.count }
+
     /// Whether calls are let through; readable from any thread.
     public var isAvailable: Bool { availableFlag.load(ordering: .acquiring) }
 

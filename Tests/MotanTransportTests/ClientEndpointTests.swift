@@ -143,6 +143,36 @@ struct ClientEndpointTests {
         }
     }
 
+    @Test("every call ends exactly once: answers, remote errors, timeouts and a drop, mixed")
+    func exactlyOnce() async throws {
+        let server = try TestServer()
+        let client = TestClient()
+        defer { client.shutdown() }
+        let endpoint = client.endpoint(server.address) { $0.failureThreshold = 0 }
+        defer { endpoint.close() }
+        let count = 600
+        let completions = Box([Int](repeating: 0, count: count))
+        let methods = ["echo", "notExist", "hold", "echoAsync", "throw", "sleep"]
+        endpoint.loop.execute {
+            for index in 0..<count {
+                let method = methods[index % methods.count]
+                endpoint.call(
+                    service: TestService.name, method: method,
+                    arguments: method == "sleep" ? [.int64(5)] : ["x"],
+                    timeout: .milliseconds(index % 4 == 2 ? 50 : 5000)
+                ) { _ in completions.mutate { $0[index] += 1 } }
+            }
+        }
+        // Quick calls finish and the short timeouts fire; then the connection drops under the rest.
+        #expect(await eventually { completions.value.filter { $0 > 0 }.count == count - 50 })
+        server.shutdown()
+        #expect(await eventually { completions.value.allSatisfy { $0 >= 1 } })
+        // Late answers, timers and the close must not complete anything a second time.
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(completions.value.allSatisfy { $0 == 1 })
+        #expect(endpoint.loop.runSync { endpoint.pendingCount } == 0)
+    }
+
     @Test("business exceptions do not count; other failures add up to unavailable")
     func weightedCount() async throws {
         let server = try TestServer()

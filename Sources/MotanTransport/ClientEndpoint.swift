@@ -98,6 +98,7 @@ public final class ClientEndpoint: @unchecked Sendable {
         self.configuration = configuration
         let services = LoopServices.of(loop)
         self.heartbeatManager = heartbeatManager ?? services.heartbeats
+        precondition(self.heartbeatManager.loop === loop, "the heartbeat manager must run on the endpoint's loop")
         wheel = services.wheel
         logger = configuration.logger
         metrics = EndpointMetrics(endpoint: address.description)

@@ -48,7 +48,8 @@ public final class HeartbeatManager: @unchecked Sendable {
         }
     }
 
-    public let loop: EventLoop
+    // Unowned: the per-loop registry must not keep a finished loop alive; endpoints hold it.
+    public unowned let loop: EventLoop
     public let configuration: Configuration
     private var probes: [ObjectIdentifier: Probe] = [:]
     private var idleWatched: [ObjectIdentifier: ClientEndpoint] = [:]

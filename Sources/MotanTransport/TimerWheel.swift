@@ -20,7 +20,8 @@ final class TimerWheel {
         var target: TimerWheelTarget
     }
 
-    let loop: EventLoop
+    // Unowned: the per-loop registry must not keep a finished loop alive.
+    unowned let loop: EventLoop
     /// Resolution: deadlines fire up to one tick late, never early.
     let tickMilliseconds: UInt64
     private var slots: [[Entry]]

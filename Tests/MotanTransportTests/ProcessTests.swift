@@ -56,7 +56,8 @@ struct ProcessTests {
         defer { client.shutdown() }
         let endpoint = client.endpoint(server.address) { $0.requestTimeout = .milliseconds(100) }
         defer { endpoint.close() }
-        #expect(try await endpoint.call(service: demo, method: "echo", arguments: ["up"]) == "up")
+        #expect(
+            try await endpoint.call(service: demo, method: "echo", arguments: ["up"], timeout: .seconds(2)) == "up")
 
         server.stop()
         #expect(server.state == "T")
@@ -93,7 +94,7 @@ struct ProcessTests {
         defer { server.terminate() }
         let client = TestClient()
         defer { client.shutdown() }
-        let timeout = Duration.milliseconds(500)
+        let timeout = Duration.seconds(1)
         let endpoint = client.endpoint(server.address) { $0.requestTimeout = timeout }
         defer { endpoint.close() }
 
@@ -160,7 +161,7 @@ struct ProcessTests {
         defer { client.shutdown() }
         let endpoint = client.endpoint(server.address) {
             $0.keepaliveIdleInterval = .milliseconds(100)
-            $0.heartbeatTimeout = .milliseconds(100)
+            $0.heartbeatTimeout = .milliseconds(300)
         }
         defer { endpoint.close() }
         #expect(try await endpoint.call(service: demo, method: "echo", arguments: ["up"]) == "up")

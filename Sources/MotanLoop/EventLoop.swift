@@ -21,9 +21,11 @@ protocol LoopHandleOwner: AnyObject {
 /// thread; other threads hand work over with `execute`.
 public final class EventLoop: @unchecked Sendable {
     private enum Lifecycle: Int {
+        /// `shuttingDown`: handles are being closed, work is still accepted. `refusing`: the loop
+        /// ran dry; `execute` says no from here on.
         case running = 0
         case shuttingDown = 1
-        case stopped = 2
+        case refusing = 2
     }
 
     public let name: String
@@ -31,8 +33,16 @@ public final class EventLoop: @unchecked Sendable {
 
     let uvLoop: UnsafeMutablePointer<uv_loop_t>
     private let wakeup: UnsafeMutablePointer<uv_async_t>
+    /// Runs on every turn once shutdown starts: closes whatever callbacks opened after the first
+    /// sweep (a reconnect timer set in a close callback, say), so the loop always runs dry.
+    /// Unreferenced, so it never keeps the loop alive itself; as an idle handle it keeps the poll
+    /// from blocking while handles remain.
+    private let reaper: UnsafeMutablePointer<uv_idle_t>
     private let tasks = MPSCQueue<@Sendable () -> Void>()
     private let lifecycle = Atomic<Int>(Lifecycle.running.rawValue)
+    /// Threads inside `execute`; the loop waits for them before its final drain, so no accepted
+    /// work is ever lost between the check and the push.
+    private let submitters = Atomic<Int>(0)
     private let started = DispatchSemaphore(value: 0)
     private var thread = pthread_t()
     private let loopThreadID = Atomic<UInt>(0)
@@ -43,7 +53,6 @@ public final class EventLoop: @unchecked Sendable {
     let readBuffer: UnsafeMutableRawBufferPointer
     let bufferPool: ByteBufferPool
     let writeRequestPool = WriteRequestPool()
-    private var droppedTasks = 0
 
     public static let readBufferSize = 64 * 1024
 
@@ -55,6 +64,7 @@ public final class EventLoop: @unchecked Sendable {
         let rc = uv_loop_init(uvLoop)
         precondition(rc == 0, "uv_loop_init failed: \(UVError(rc))")
         wakeup = .allocate(capacity: 1)
+        reaper = .allocate(capacity: 1)
         readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 16)
         bufferPool = ByteBufferPool(chunkSize: Self.readBufferSize)
 
@@ -63,6 +73,9 @@ public final class EventLoop: @unchecked Sendable {
             loop.drainTasks()
         }
         wakeup.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_idle_init(uvLoop, reaper)
+        reaper.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_unref(UnsafeMutableRawPointer(reaper).assumingMemoryBound(to: uv_handle_t.self))
 
         let retained = Unmanaged.passRetained(self).toOpaque()
         let rcThread = pthread_create(
@@ -80,6 +93,7 @@ public final class EventLoop: @unchecked Sendable {
         readBuffer.deallocate()
         uvLoop.deallocate()
         wakeup.deallocate()
+        reaper.deallocate()
     }
 
     private func runOnThread() {
@@ -87,18 +101,34 @@ public final class EventLoop: @unchecked Sendable {
         loopThreadID.store(currentThreadID(), ordering: .releasing)
         started.signal()
         uv_run(uvLoop, UV_RUN_DEFAULT)
-        // Tasks submitted after the last drain can no longer touch handles; they are dropped.
-        while tasks.pop() != nil { droppedTasks += 1 }
-        if droppedTasks > 0 {
-            logger.debug("dropped \(droppedTasks) tasks submitted after shutdown")
-        }
+        lifecycle.store(Lifecycle.refusing.rawValue, ordering: .sequentiallyConsistent)
+        while submitters.load(ordering: .sequentiallyConsistent) != 0 { sched_yield() }
+        runLateTasks()
+        uv_close(UnsafeMutableRawPointer(reaper).assumingMemoryBound(to: uv_handle_t.self), nil)
+        uv_run(uvLoop, UV_RUN_NOWAIT)
         let rc = uv_loop_close(uvLoop)
         if rc != 0 {
             logger.error("uv_loop_close: \(UVError(rc)); handles were left open")
         }
         bufferPool.drain()
         writeRequestPool.drain()
-        lifecycle.store(Lifecycle.stopped.rawValue, ordering: .releasing)
+    }
+
+    /// Work accepted while the loop was shutting down still runs, so whoever submitted it gets an
+    /// answer; anything it opens is closed straight away and its callbacks report the shutdown.
+    private func runLateTasks() {
+        var ranAny = true
+        while ranAny {
+            ranAny = false
+            while let task = tasks.pop() {
+                task()
+                ranAny = true
+            }
+            if ranAny {
+                closeAllHandles()
+                uv_run(uvLoop, UV_RUN_DEFAULT)
+            }
+        }
     }
 
     /// True on this loop's thread.
@@ -112,39 +142,68 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Runs `work` on the loop thread, in submission order per submitting thread. Callable from any
     /// thread, including the loop's own (the work then runs on a later turn, never inline).
-    public func execute(_ work: @escaping @Sendable () -> Void) {
+    /// Returns false, and never runs `work`, once the loop has shut down; accepted work always runs.
+    @discardableResult
+    public func execute(_ work: @escaping @Sendable () -> Void) -> Bool {
+        submitters.add(1, ordering: .sequentiallyConsistent)
+        defer { submitters.subtract(1, ordering: .sequentiallyConsistent) }
+        guard lifecycle.load(ordering: .sequentiallyConsistent) != Lifecycle.refusing.rawValue else {
+            return false
+        }
         tasks.push(work)
         uv_async_send(wakeup)
+        return true
     }
 
     /// Runs `work` on the loop and returns its result to an async caller.
     public func submit<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            execute { continuation.resume(with: Result { try work() }) }
+            let accepted = execute { continuation.resume(with: Result { try work() }) }
+            if !accepted { continuation.resume(throwing: LoopError.loopShutDown) }
         }
     }
 
-    /// Runs `work` on the loop and blocks the calling thread for the result. Never call on the loop.
-    public func runSync<T>(_ work: @escaping () -> T) -> T {
+    /// Runs `work` on the loop and blocks the calling thread for the result; nil if the loop has
+    /// shut down. Never call on the loop.
+    public func tryRunSync<T>(_ work: @escaping () -> T) -> T? {
         precondition(!inEventLoop, "runSync would deadlock on its own loop")
-        precondition(!isShutDown, "runSync on event loop \(name), which is shut down")
         let done = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var result: T?
         nonisolated(unsafe) let work = work
-        execute {
+        let accepted = execute {
             result = work()
             done.signal()
         }
+        guard accepted else { return nil }
         done.wait()
-        return result!
+        return result
     }
 
+    /// `tryRunSync` for loops known to be running; calling it on a shut-down loop is a programming error.
+    public func runSync<T>(_ work: @escaping () -> T) -> T {
+        guard let result = tryRunSync(work) else {
+            preconditionFailure("runSync on event loop \(name), which is shut down")
+        }
+        return result
+    }
+
+    /// At most this many tasks run per wake-up, so producers that never stop cannot starve I/O.
+    private static let tasksPerWakeup = 4096
+
     private func drainTasks() {
-        while let task = tasks.pop() {
+        var budget = Self.tasksPerWakeup
+        while budget > 0, let task = tasks.pop() {
             task()
+            budget -= 1
+        }
+        if budget == 0 && lifecycle.load(ordering: .acquiring) == Lifecycle.running.rawValue {
+            uv_async_send(wakeup)  // more may be queued: come back after this turn's I/O
         }
         if lifecycle.load(ordering: .acquiring) == Lifecycle.shuttingDown.rawValue {
             closeAllHandles()
+            uv_idle_start(reaper) { handle in
+                Unmanaged<EventLoop>.fromOpaque(handle!.pointee.data).takeUnretainedValue().closeAllHandles()
+            }
         }
     }
 
@@ -188,7 +247,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// True once the loop thread has finished; work submitted from then on never runs.
     public var isShutDown: Bool {
-        lifecycle.load(ordering: .acquiring) == Lifecycle.stopped.rawValue
+        lifecycle.load(ordering: .acquiring) == Lifecycle.refusing.rawValue
     }
 
     /// The loop's epoll (or kqueue) descriptor, for diagnostics.
@@ -200,18 +259,22 @@ public final class EventLoop: @unchecked Sendable {
         return uv_now(uvLoop)
     }
 
-    /// The open handles on this loop, excluding the loop's own wake-up handle. Handles already closing
+    /// The open handles on this loop, excluding the loop's own. Handles already closing
     /// are not counted: libuv frees them by the end of the current iteration.
     /// A diagnostics and leak-testing aid: must be called on the loop.
     public func liveHandleCount() -> Int {
         preconditionInEventLoop()
-        var count = 0
+        // The loop's own handles (wake-up, reaper) carry the loop itself as their data.
+        var walk = (loop: Unmanaged.passUnretained(self).toOpaque(), count: 0)
         uv_walk(
             uvLoop,
             { handle, arg in
-                if uv_is_closing(handle) == 0 { arg!.assumingMemoryBound(to: Int.self).pointee += 1 }
-            }, &count)
-        return count - 1
+                let walk = arg!.assumingMemoryBound(to: (loop: UnsafeMutableRawPointer, count: Int).self)
+                if uv_is_closing(handle) == 0 && handle!.pointee.data != walk.pointee.loop {
+                    walk.pointee.count += 1
+                }
+            }, &walk)
+        return walk.count
     }
 }
 

@@ -168,11 +168,8 @@ public final class TCPServer: @unchecked Sendable {
 
     private static func closeAll(_ listeners: [TCPListener]) {
         let done = DispatchSemaphore(value: 0)
-        // A loop already shut down closed its listener then; waiting on it would never end.
-        let live = listeners.filter { !$0.loop.isShutDown }
-        for listener in live {
-            listener.loop.execute { listener.close { done.signal() } }
-        }
-        for _ in live { done.wait() }
+        // A loop that refuses work has shut down and closed its listener already.
+        let closing = listeners.filter { listener in listener.loop.execute { listener.close { done.signal() } } }
+        for _ in closing { done.wait() }
     }
 }

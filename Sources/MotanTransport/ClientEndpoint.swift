@@ -168,11 +168,13 @@ public final class ClientEndpoint: @unchecked Sendable {
     ) async throws(TransportError) -> SimpleValue {
         let result: Result<SimpleValue, TransportError> = await withCheckedContinuation {
             continuation in
-            loop.execute { [self] in
+            let accepted = loop.execute { [self] in
                 call(
                     service: service, method: method, group: group, arguments: arguments, timeout: timeout
                 ) { continuation.resume(returning: $0) }
             }
+            // The loop has shut down, which closed this endpoint's connections with it.
+            if !accepted { continuation.resume(returning: .failure(.endpointClosed)) }
         }
         return try result.get()
     }
@@ -183,7 +185,8 @@ public final class ClientEndpoint: @unchecked Sendable {
         if loop.inEventLoop {
             closeOnLoop()
         } else {
-            loop.runSync { self.closeOnLoop() }
+            // nil: the loop has shut down, and its shutdown closed the connections and failed the calls.
+            _ = loop.tryRunSync { self.closeOnLoop() }
         }
     }
 

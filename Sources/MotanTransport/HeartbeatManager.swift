@@ -68,14 +68,15 @@ public final class HeartbeatManager: @unchecked Sendable {
         LoopServices.of(loop, configuration: configuration).heartbeats
     }
 
-    /// Whether the probe timer exists right now. Any thread.
-    public var isTimerRunning: Bool { onLoop { self.timer != nil } }
+    /// Whether the probe timer exists right now. Any thread; false once the loop has shut down.
+    public var isTimerRunning: Bool { onLoop(orIfShutDown: false) { self.timer != nil } }
 
-    /// Endpoints currently being probed. Any thread.
-    public var probedEndpointCount: Int { onLoop { self.probes.count } }
+    /// Endpoints currently being probed. Any thread; 0 once the loop has shut down.
+    public var probedEndpointCount: Int { onLoop(orIfShutDown: 0) { self.probes.count } }
 
-    private func onLoop<T>(_ body: @escaping () -> T) -> T {
-        loop.inEventLoop ? body() : loop.runSync(body)
+    /// A shut-down loop closed the timer and forgot every probe, so the fallback is the truth.
+    private func onLoop<T>(orIfShutDown fallback: T, _ body: @escaping () -> T) -> T {
+        loop.inEventLoop ? body() : loop.tryRunSync(body) ?? fallback
     }
 
     // MARK: membership (loop thread)

@@ -79,11 +79,12 @@ public final class ServerEndpoint: Sendable {
 
     public var statistics: ServerStatistics { shared.statistics }
 
-    /// Stops listening and closes every open connection. Call from outside the loops.
+    /// Stops listening and closes every open connection. Call from outside the loops. After the
+    /// group has shut down there is nothing left to close, and this returns at once.
     public func close() {
         server.close()
         for loop in group.loops {
-            loop.runSync { self.shared.closeConnections(on: loop) }
+            _ = loop.tryRunSync { self.shared.closeConnections(on: loop) }
         }
     }
 }

@@ -143,6 +143,38 @@ struct ClientEndpointTests {
         }
     }
 
+    @Test("shutting the client's loop down ends pending calls; later calls and close() return at once")
+    func loopShutdownEndsCalls() async throws {
+        let server = try TestServer()
+        defer { server.shutdown() }
+        let client = TestClient()
+        let endpoint = client.endpoint(server.address) { $0.failureThreshold = 0 }
+        let outcomes = Box<[Result<SimpleValue, TransportError>]>([])
+        endpoint.loop.execute {
+            for _ in 0..<10 {
+                endpoint.call(service: TestService.name, method: "hold", timeout: .seconds(30)) { outcome in
+                    outcomes.mutate { $0.append(outcome) }
+                }
+            }
+        }
+        #expect(await eventually { server.held.value.count == 10 })
+        client.shutdown()
+        // Every pending call ended with the connection the shutdown closed, exactly once.
+        #expect(outcomes.value.count == 10)
+        for outcome in outcomes.value {
+            guard case .failure(.connectionClosed(.loopShutdown)) = outcome else {
+                Issue.record("expected connectionClosed(loopShutdown), got \(outcome)")
+                continue
+            }
+        }
+        // The loop is gone: a new call is refused at once instead of waiting forever.
+        await #expect(throws: TransportError.endpointClosed) {
+            try await endpoint.call(service: TestService.name, method: "echo", arguments: ["x"])
+        }
+        endpoint.close()
+        #expect(client.manager.isTimerRunning == false)
+    }
+
     @Test("every call ends exactly once: answers, remote errors, timeouts and a drop, mixed")
     func exactlyOnce() async throws {
         let server = try TestServer()

@@ -28,7 +28,7 @@ final class ServeProcess: @unchecked Sendable {
     init(port: Int = 0, loops: Int = 1) throws {
         let binary = try Self.binary()
         outputPath = NSTemporaryDirectory() + "motan-serve-\(UUID().uuidString).out"
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve", "--port", String(port), "--loops", String(loops)]
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))

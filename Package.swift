@@ -55,6 +55,8 @@ let package = Package(
             name: "MotanHarness",
             dependencies: [
                 "MotanLoop",
+                "MotanTransport",
+                "MotanCodec",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),

@@ -14,9 +14,15 @@ let package = Package(
         ),
     ],
     targets: [
+        .target(
+            name: "BenchmarkSupport",
+            dependencies: [.product(name: "Benchmark", package: "benchmark")],
+            path: "Benchmarks/BenchmarkSupport"
+        ),
         .executableTarget(
             name: "LoopBenchmarks",
             dependencies: [
+                "BenchmarkSupport",
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "MotanLoop", package: "swift-motan"),
                 .product(name: "MotanHarness", package: "swift-motan"),
@@ -36,6 +42,7 @@ let package = Package(
         .executableTarget(
             name: "TransportBenchmarks",
             dependencies: [
+                "BenchmarkSupport",
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "MotanTransport", package: "swift-motan"),
                 .product(name: "MotanCodec", package: "swift-motan"),

@@ -215,3 +215,30 @@ public enum EchoLoad {
             roundTrips: completed, elapsedNanoseconds: elapsed, histogram: session.histogram())
     }
 }
+
+/// A raw echo server and a connected, warmed-up load session, each on a loop group of its own:
+/// the fixture for benchmarks that measure many batches against the event-loop floor.
+public final class LoopbackEchoRig: @unchecked Sendable {
+    public let serverGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-server")
+    public let clientGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-client")
+    public let server: TCPServer
+    public let session: EchoLoadSession
+
+    public init(connections: Int, depth: Int, frameSize: Int = 64, warmupRoundTrips: Int = 20_000) async throws {
+        server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: serverGroup) { _ in
+            LengthPrefixedEchoHandler()
+        }
+        session = try await EchoLoadSession.connect(
+            to: server.address, group: clientGroup, connections: connections, depth: depth, frameSize: frameSize)
+        // Fill the pools and warm the caches before anything is measured.
+        _ = session.runBlocking(roundTrips: warmupRoundTrips, timeLimit: .seconds(10))
+        session.resetHistograms()
+    }
+
+    public func shutdown() {
+        session.close()
+        server.close()
+        clientGroup.syncShutdown()
+        serverGroup.syncShutdown()
+    }
+}

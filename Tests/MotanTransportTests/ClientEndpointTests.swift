@@ -42,6 +42,23 @@ final class TestClient: @unchecked Sendable {
     func shutdown() { group.syncShutdown() }
 }
 
+/// Makes `count` calls the server holds unanswered; returns where their outcomes will land once
+/// the server has them all.
+func holdCalls(_ count: Int, on endpoint: ClientEndpoint, at server: TestServer) async
+    -> Box<[Result<SimpleValue, TransportError>]>
+{
+    let outcomes = Box<[Result<SimpleValue, TransportError>]>([])
+    endpoint.loop.execute {
+        for _ in 0..<count {
+            endpoint.call(service: TestService.name, method: "hold", timeout: .seconds(30)) { outcome in
+                outcomes.mutate { $0.append(outcome) }
+            }
+        }
+    }
+    #expect(await eventually { server.held.value.count == count })
+    return outcomes
+}
+
 extension EndpointEvent {
     var isUnavailable: Bool {
         if case .becameUnavailable = self { return true }
@@ -124,15 +141,7 @@ struct ClientEndpointTests {
         defer { client.shutdown() }
         let endpoint = client.endpoint(server.address) { $0.failureThreshold = 0 }
         defer { endpoint.close() }
-        let outcomes = Box<[Result<SimpleValue, TransportError>]>([])
-        endpoint.loop.execute {
-            for _ in 0..<20 {
-                endpoint.call(service: TestService.name, method: "hold", timeout: .seconds(30)) { outcome in
-                    outcomes.mutate { $0.append(outcome) }
-                }
-            }
-        }
-        #expect(await eventually { server.held.value.count == 20 })
+        let outcomes = await holdCalls(20, on: endpoint, at: server)
         server.shutdown()
         #expect(await eventually(timeout: .seconds(5)) { outcomes.value.count == 20 })
         for outcome in outcomes.value {
@@ -149,15 +158,7 @@ struct ClientEndpointTests {
         defer { server.shutdown() }
         let client = TestClient()
         let endpoint = client.endpoint(server.address) { $0.failureThreshold = 0 }
-        let outcomes = Box<[Result<SimpleValue, TransportError>]>([])
-        endpoint.loop.execute {
-            for _ in 0..<10 {
-                endpoint.call(service: TestService.name, method: "hold", timeout: .seconds(30)) { outcome in
-                    outcomes.mutate { $0.append(outcome) }
-                }
-            }
-        }
-        #expect(await eventually { server.held.value.count == 10 })
+        let outcomes = await holdCalls(10, on: endpoint, at: server)
         client.shutdown()
         // Every pending call ended with the connection the shutdown closed, exactly once.
         #expect(outcomes.value.count == 10)

@@ -10,9 +10,7 @@ struct ServerEndpointTests {
     func heartbeatsAnswered() async throws {
         let server = try TestServer()
         defer { server.shutdown() }
-        let client = EventLoopGroup(numberOfLoops: 1, namePrefix: "test-client")
-        defer { client.syncShutdown() }
-        let peer = try await RawPeer.connect(to: server.address, on: client.loops[0])
+        let peer = try await server.connectPeer()
         defer { peer.close() }
 
         // Java form 0x10 (serialization 0x08), motan-go form 0x12, and one carrying meta and body.
@@ -46,16 +44,14 @@ struct ServerEndpointTests {
         let server = try TestServer()
         defer { server.shutdown() }
         server.server.heartbeatsEnabled = false
-        let client = EventLoopGroup(numberOfLoops: 1, namePrefix: "test-client")
-        defer { client.syncShutdown() }
-        let peer = try await RawPeer.connect(to: server.address, on: client.loops[0])
+        let peer = try await server.connectPeer()
         peer.send(requestFrame(id: 1))
         #expect(try await peer.response(to: 1)?.decodedValues() == ["hi"])
         peer.send(Frame.heartbeatRequest(requestID: 2))
         #expect(await eventually { peer.isClosed })
         #expect(peer.frames.value.count == 1)
         server.server.heartbeatsEnabled = true
-        let again = try await RawPeer.connect(to: server.address, on: client.loops[0])
+        let again = try await server.connectPeer()
         defer { again.close() }
         again.send(Frame.heartbeatRequest(requestID: 3))
         #expect(await again.response(to: 3)?.isHeartbeat == true)
@@ -65,9 +61,7 @@ struct ServerEndpointTests {
     func routingErrors() async throws {
         let server = try TestServer()
         defer { server.shutdown() }
-        let client = EventLoopGroup(numberOfLoops: 1, namePrefix: "test-client")
-        defer { client.syncShutdown() }
-        let peer = try await RawPeer.connect(to: server.address, on: client.loops[0])
+        let peer = try await server.connectPeer()
         defer { peer.close() }
         peer.send(requestFrame(id: 1, service: "com.weibo.NoSuchService"))
         peer.send(requestFrame(id: 2, method: "notExist"))
@@ -91,9 +85,7 @@ struct ServerEndpointTests {
     func handlerFailures() async throws {
         let server = try TestServer()
         defer { server.shutdown() }
-        let client = EventLoopGroup(numberOfLoops: 1, namePrefix: "test-client")
-        defer { client.syncShutdown() }
-        let peer = try await RawPeer.connect(to: server.address, on: client.loops[0])
+        let peer = try await server.connectPeer()
         defer { peer.close() }
         peer.send(requestFrame(id: 1, method: "throw", arguments: ["disk on fire"]))
         peer.send(requestFrame(id: 2, method: "echoAsync", arguments: ["async"]))
@@ -109,9 +101,7 @@ struct ServerEndpointTests {
     func unknownSerialization() async throws {
         let server = try TestServer()
         defer { server.shutdown() }
-        let client = EventLoopGroup(numberOfLoops: 1, namePrefix: "test-client")
-        defer { client.syncShutdown() }
-        let peer = try await RawPeer.connect(to: server.address, on: client.loops[0])
+        let peer = try await server.connectPeer()
         defer { peer.close() }
         var frame = requestFrame(id: 9)
         frame.header.serialization = SerializationID.hessian2
@@ -126,9 +116,7 @@ struct ServerEndpointTests {
     func oneway() async throws {
         let server = try TestServer()
         defer { server.shutdown() }
-        let client = EventLoopGroup(numberOfLoops: 1, namePrefix: "test-client")
-        defer { client.syncShutdown() }
-        let peer = try await RawPeer.connect(to: server.address, on: client.loops[0])
+        let peer = try await server.connectPeer()
         defer { peer.close() }
         peer.send(requestFrame(id: 1, flags: .oneway))
         peer.send(requestFrame(id: 2, method: "echoAsync", flags: .oneway))
@@ -144,9 +132,7 @@ struct ServerEndpointTests {
     func malformedFrame() async throws {
         let server = try TestServer(loops: 2)
         defer { server.shutdown() }
-        let client = EventLoopGroup(numberOfLoops: 1, namePrefix: "test-client")
-        defer { client.syncShutdown() }
-        let good = try await RawPeer.connect(to: server.address, on: client.loops[0])
+        let good = try await server.connectPeer()
         defer { good.close() }
         good.send(requestFrame(id: 1))
         #expect(await good.response(to: 1) != nil)
@@ -164,7 +150,7 @@ struct ServerEndpointTests {
             ),
         ]
         for (name, bytes) in cases {
-            let bad = try await RawPeer.connect(to: server.address, on: client.loops[0])
+            let bad = try await server.connectPeer()
             bad.send(bytes)
             #expect(await eventually { bad.isClosed }, "\(name)")
             #expect(bad.frames.value.isEmpty, "\(name)")
@@ -179,9 +165,7 @@ struct ServerEndpointTests {
     func inFlightLimit() async throws {
         let server = try TestServer(configuration: .init(maxInFlightPerConnection: 2))
         defer { server.shutdown() }
-        let client = EventLoopGroup(numberOfLoops: 1, namePrefix: "test-client")
-        defer { client.syncShutdown() }
-        let peer = try await RawPeer.connect(to: server.address, on: client.loops[0])
+        let peer = try await server.connectPeer()
         defer { peer.close() }
         for id: UInt64 in 1...3 { peer.send(requestFrame(id: id, method: "hold")) }
         let rejected = try #require(await peer.response(to: 3))
@@ -200,9 +184,7 @@ struct ServerEndpointTests {
     func batching() async throws {
         let server = try TestServer()
         defer { server.shutdown() }
-        let client = EventLoopGroup(numberOfLoops: 1, namePrefix: "test-client")
-        defer { client.syncShutdown() }
-        let peer = try await RawPeer.connect(to: server.address, on: client.loops[0])
+        let peer = try await server.connectPeer()
         defer { peer.close() }
         var bytes: [UInt8] = []
         for id: UInt64 in 1...200 {

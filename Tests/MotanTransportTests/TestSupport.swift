@@ -88,6 +88,13 @@ final class TestServer: @unchecked Sendable {
     var port: Int { server.port }
     var address: SocketAddress { SocketAddress(host: "127.0.0.1", port: port) }
 
+    /// A loop for raw peers of this server, shut down before it.
+    private let peerGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "test-peer")
+
+    func connectPeer() async throws -> RawPeer {
+        try await RawPeer.connect(to: address, on: peerGroup.loops[0])
+    }
+
     func releaseHeld() {
         let responders = held.mutate { all -> [Responder] in
             defer { all.removeAll() }
@@ -97,6 +104,7 @@ final class TestServer: @unchecked Sendable {
     }
 
     func shutdown() {
+        peerGroup.syncShutdown()
         server.close()
         group.syncShutdown()
     }

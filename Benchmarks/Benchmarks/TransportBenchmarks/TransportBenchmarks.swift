@@ -1,4 +1,5 @@
 import Benchmark
+import BenchmarkSupport
 import Dispatch
 import MotanCodec
 import MotanHarness
@@ -133,31 +134,6 @@ final class EndpointRig: @unchecked Sendable {
     }
 }
 
-/// The raw length-prefixed echo over the same loops: the floor the transport is compared with.
-final class RawEchoRig: @unchecked Sendable {
-    let serverGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-server")
-    let clientGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-client")
-    let server: TCPServer
-    let session: EchoLoadSession
-
-    init(connections: Int, depth: Int) async throws {
-        server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: serverGroup) { _ in
-            LengthPrefixedEchoHandler()
-        }
-        session = try await EchoLoadSession.connect(
-            to: server.address, group: clientGroup, connections: connections, depth: depth, frameSize: 64)
-        _ = session.runBlocking(roundTrips: 20_000, timeLimit: .seconds(10))
-        session.resetHistograms()
-    }
-
-    func shutdown() {
-        session.close()
-        server.close()
-        clientGroup.syncShutdown()
-        serverGroup.syncShutdown()
-    }
-}
-
 /// Median over iterations of each iteration's p50 and p99, printed exactly (the tables round).
 final class MedianSummary: @unchecked Sendable {
     let name: String
@@ -178,19 +154,8 @@ final class MedianSummary: @unchecked Sendable {
     }
 }
 
-let p50 = BenchmarkMetric.custom("round trip p50 (ns)", polarity: .prefersSmaller, useScalingFactor: false)
-let p99 = BenchmarkMetric.custom("round trip p99 (ns)", polarity: .prefersSmaller, useScalingFactor: false)
-
 let benchmarks: @Sendable () -> Void = {
-    // One iteration = 1,000 round trips (scaling factor kilo): per-request figures are the
-    // reported ones divided by 1,000.
-    let configuration = Benchmark.Configuration(
-        metrics: [.wallClock, .throughput, .mallocCountTotal, p50, p99],
-        warmupIterations: 5,
-        scalingFactor: .kilo,
-        maxDuration: .seconds(5),
-        maxIterations: 2_000
-    )
+    let configuration = RoundTrip.configuration
 
     for (name, connections, depth) in [
         ("motan echo 64B, 1 connection, closed loop", 1, 1),
@@ -206,8 +171,8 @@ let benchmarks: @Sendable () -> Void = {
             precondition(completed >= benchmark.scaledIterations.count - connections)
             let values = rig.percentiles()
             summary.add(values)
-            benchmark.measurement(p50, Int(values[0]))
-            benchmark.measurement(p99, Int(values[1]))
+            benchmark.measurement(RoundTrip.p50, Int(values[0]))
+            benchmark.measurement(RoundTrip.p99, Int(values[1]))
         } setup: {
             rig = try await TransportRig(connections: connections, depth: depth)
         } teardown: {
@@ -226,8 +191,8 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
         let values = endpointRig.percentiles()
         endpointSummary.add(values)
-        benchmark.measurement(p50, Int(values[0]))
-        benchmark.measurement(p99, Int(values[1]))
+        benchmark.measurement(RoundTrip.p50, Int(values[0]))
+        benchmark.measurement(RoundTrip.p99, Int(values[1]))
     } setup: {
         endpointRig = try await EndpointRig()
     } teardown: {
@@ -240,7 +205,7 @@ let benchmarks: @Sendable () -> Void = {
         ("raw libuv echo 64B, 1 connection, closed loop (baseline)", 1, 1),
         ("raw libuv echo 64B, 16 connections x 16 pipelined (baseline)", 16, 16),
     ] {
-        nonisolated(unsafe) var rawRig: RawEchoRig!
+        nonisolated(unsafe) var rawRig: LoopbackEchoRig!
         let summary = MedianSummary(name)
         Benchmark(name, configuration: configuration) { benchmark in
             rawRig.session.resetHistograms()
@@ -250,10 +215,10 @@ let benchmarks: @Sendable () -> Void = {
             let histogram = rawRig.session.histogram()
             let values = [histogram.valueAtPercentile(50), histogram.valueAtPercentile(99)]
             summary.add(values)
-            benchmark.measurement(p50, Int(values[0]))
-            benchmark.measurement(p99, Int(values[1]))
+            benchmark.measurement(RoundTrip.p50, Int(values[0]))
+            benchmark.measurement(RoundTrip.p99, Int(values[1]))
         } setup: {
-            rawRig = try await RawEchoRig(connections: connections, depth: depth)
+            rawRig = try await LoopbackEchoRig(connections: connections, depth: depth)
         } teardown: {
             summary.print()
             rawRig.shutdown()

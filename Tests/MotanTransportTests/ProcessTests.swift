@@ -42,8 +42,14 @@ struct ProcessTests {
 
         let restarted = try ServeProcess.restart(on: server.port)
         defer { restarted.terminate() }
-        // Probe period 50 ms, backoff capped at 200 ms (+20 % jitter): a bounded wait with slack.
+        let listening = ContinuousClock.now
         #expect(await eventually(timeout: .seconds(3)) { endpoint.isAvailable })
+        // The next probe is at most one (backed-off, jittered) probe delay away: 200 ms cap + 20 %.
+        // The slack on top is for a loaded machine, not for a missed probe (a missed one costs a
+        // whole further delay).
+        let probe = client.manager.configuration
+        let bound = probe.maxBackoff * (1 + probe.jitter) + .milliseconds(150)
+        #expect(ContinuousClock.now - listening < bound, "revived after \(ContinuousClock.now - listening)")
         #expect(try await endpoint.call(service: demo, method: "echo", arguments: ["back"]) == "back")
         #expect(await eventually { !client.manager.isTimerRunning })
     }

@@ -66,21 +66,16 @@ public enum FrameEncoder {
         extraMeta: Meta = Meta(), into output: inout [UInt8]
     ) {
         let headerAt = output.count
-        appendHeader(FrameHeader(flags: .response, requestID: requestID), into: &output)
-        let metaAt = reserveSize(&output)
-        var first = true
-        appendProcessTime(processTime, first: &first, into: &output)
-        appendMeta(extraMeta, skipping: .response, first: &first, into: &output)
-        patchSize(at: metaAt, in: &output)
-        let bodyAt = reserveSize(&output)
-        if mingzSize > 0 && body.count > mingzSize,
-            (try? Gzip.compress(body, into: &output)) != nil
-        {
-            output[headerAt + 2] |= MessageFlags.gzip.rawValue
-        } else {
-            output.append(contentsOf: body.assumingMemoryBound(to: UInt8.self))
+        var gzipped = false
+        encodeResponse(requestID: requestID, processTime: processTime, extraMeta: extraMeta, into: &output) { out in
+            if mingzSize > 0 && body.count > mingzSize, (try? Gzip.compress(body, into: &out)) != nil {
+                gzipped = true
+            } else {
+                out.append(contentsOf: body.assumingMemoryBound(to: UInt8.self))
+            }
         }
-        patchSize(at: bodyAt, in: &output)
+        // The flag is known only once compression has succeeded.
+        if gzipped { output[headerAt + 2] |= MessageFlags.gzip.rawValue }
     }
 
     public static func encodeResponse(

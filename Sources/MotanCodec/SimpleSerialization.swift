@@ -25,21 +25,19 @@ public enum SimpleSerialization {
         case .string(let string):
             appendString(string, into: &output)
         case .stringMap(let pairs):
-            output.append(2)
-            let lengthAt = reserveLength(&output)
-            for pair in pairs {
-                appendLengthPrefixed(pair.key, into: &output)
-                appendLengthPrefixed(pair.value, into: &output)
+            appendContainer(tag: 2, into: &output) { out in
+                for pair in pairs {
+                    appendLengthPrefixed(pair.key, into: &out)
+                    appendLengthPrefixed(pair.value, into: &out)
+                }
             }
-            patchLength(at: lengthAt, in: &output)
         case .bytes(let bytes):
             output.append(3)
             bytes.withUnsafeBytes { appendLengthPrefixed($0, into: &output) }
         case .stringArray(let strings):
-            output.append(4)
-            let lengthAt = reserveLength(&output)
-            for string in strings { appendLengthPrefixed(string, into: &output) }
-            patchLength(at: lengthAt, in: &output)
+            appendContainer(tag: 4, into: &output) { out in
+                for string in strings { appendLengthPrefixed(string, into: &out) }
+            }
         case .bool(let flag):
             appendBool(flag, into: &output)
         case .byte(let byte):
@@ -61,18 +59,16 @@ public enum SimpleSerialization {
             output.append(11)
             appendUInt64(number.bitPattern, into: &output)
         case .map(let pairs):
-            output.append(20)
-            let lengthAt = reserveLength(&output)
-            for pair in pairs {
-                encode(pair.key, into: &output)
-                encode(pair.value, into: &output)
+            appendContainer(tag: 20, into: &output) { out in
+                for pair in pairs {
+                    encode(pair.key, into: &out)
+                    encode(pair.value, into: &out)
+                }
             }
-            patchLength(at: lengthAt, in: &output)
         case .array(let elements):
-            output.append(21)
-            let lengthAt = reserveLength(&output)
-            for element in elements { encode(element, into: &output) }
-            patchLength(at: lengthAt, in: &output)
+            appendContainer(tag: 21, into: &output) { out in
+                for element in elements { encode(element, into: &out) }
+            }
         }
     }
 
@@ -141,6 +137,14 @@ public enum SimpleSerialization {
     }
 
     /// Containers carry their content's byte length, which is only known afterwards.
+    /// Containers carry the byte length of their content, known only once it is written.
+    static func appendContainer(tag: UInt8, into output: inout [UInt8], _ writeContent: (inout [UInt8]) -> Void) {
+        output.append(tag)
+        let lengthAt = reserveLength(&output)
+        writeContent(&output)
+        patchLength(at: lengthAt, in: &output)
+    }
+
     static func reserveLength(_ output: inout [UInt8]) -> Int {
         let position = output.count
         appendUInt32(0, into: &output)

@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.1.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
+        // Test-only: proves an application can import SwiftNIO beside the transport.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
     ],
     targets: [
         .systemLibrary(
@@ -78,6 +80,10 @@ let package = Package(
         .testTarget(
             name: "MotanTransportTests",
             dependencies: ["MotanTransport", "MotanLoop", "MotanCodec"]
+        ),
+        .testTarget(
+            name: "MotanCoexistenceTests",
+            dependencies: ["MotanTransport", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "MotanCodecTests",

@@ -111,7 +111,7 @@ public final class EchoLoadSession: @unchecked Sendable {
 
     /// `connections` connections spread over `group`, each keeping `depth` frames in flight.
     public static func connect(
-        to address: SocketAddress, group: EventLoopGroup, connections: Int = 1, depth: Int = 1,
+        to address: TCPAddress, group: UVEventLoopGroup, connections: Int = 1, depth: Int = 1,
         frameSize: Int = 64
     ) async throws -> EchoLoadSession {
         var clients: [(EchoLoadClient, TCPConnection)] = []
@@ -202,7 +202,7 @@ private final class Counter: @unchecked Sendable {
 /// `group`, each with `depth` frames in flight, `roundTrips` in total, stopping early at `timeLimit`.
 public enum EchoLoad {
     public static func run(
-        address: SocketAddress, group: EventLoopGroup, connections: Int = 1, depth: Int = 1,
+        address: TCPAddress, group: UVEventLoopGroup, connections: Int = 1, depth: Int = 1,
         frameSize: Int = 64, roundTrips: Int, timeLimit: Duration = .seconds(30)
     ) async throws -> EchoLoadResult {
         let session = try await EchoLoadSession.connect(
@@ -219,8 +219,8 @@ public enum EchoLoad {
 /// A raw echo server and a connected, warmed-up load session, each on a loop group of its own:
 /// the fixture for benchmarks that measure many batches against the event-loop floor.
 public final class LoopbackEchoRig: @unchecked Sendable {
-    public let serverGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-server")
-    public let clientGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-client")
+    public let serverGroup = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "bench-server")
+    public let clientGroup = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "bench-client")
     public let server: TCPServer
     public let session: EchoLoadSession
 

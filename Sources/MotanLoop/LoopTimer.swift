@@ -6,7 +6,7 @@ import CLibUV
 /// Repeating timers are fixed-rate: each tick is due at `start + n * interval`, computed from the
 /// loop clock, so late callbacks do not accumulate drift; ticks missed entirely are skipped.
 public final class LoopTimer: LoopHandleOwner {
-    public let loop: EventLoop
+    public let loop: UVEventLoop
     private let handle: UnsafeMutablePointer<uv_timer_t>
     private var callback: (() -> Void)?
     private let interval: UInt64?
@@ -14,7 +14,7 @@ public final class LoopTimer: LoopHandleOwner {
     public private(set) var isActive = true
 
     fileprivate init(
-        loop: EventLoop, delay: UInt64, interval: UInt64?, callback: @escaping () -> Void
+        loop: UVEventLoop, delay: UInt64, interval: UInt64?, callback: @escaping () -> Void
     ) {
         self.loop = loop
         self.interval = interval
@@ -78,7 +78,7 @@ public final class LoopTimer: LoopHandleOwner {
     }
 }
 
-extension EventLoop {
+extension UVEventLoop {
     /// Fires `callback` once after `delay`. Loop thread only.
     @discardableResult
     public func scheduleTimer(after delay: Duration, _ callback: @escaping () -> Void) -> LoopTimer {

@@ -26,7 +26,7 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
         case connecting, open, closing, closed
     }
 
-    public let loop: EventLoop
+    public let loop: UVEventLoop
     public private(set) var state: State
     public var delegate: TCPConnectionDelegate?
     public private(set) var closeReason: CloseReason?
@@ -47,10 +47,10 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     private var shutdownRequest: UnsafeMutablePointer<uv_shutdown_t>?
     private var connectCompletion: ((Result<TCPConnection, LoopError>) -> Void)?
     private var connectTimer: LoopTimer?
-    private var connectAddress: SocketAddress?
+    private var connectAddress: TCPAddress?
     private var wasOpen = false
 
-    private var queued: [ByteBuffer] = []
+    private var queued: [LoopBuffer] = []
     private var queuedCompletions: [WriteCompletion] = []
     private var queuedBytes = 0
     private var sealedTail = false
@@ -64,7 +64,7 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     }
 
     /// A handle on `loop`, not yet connected; the object lives until its close callback.
-    init(loop: EventLoop, state: State) {
+    init(loop: UVEventLoop, state: State) {
         self.loop = loop
         self.state = state
         handle = .allocate(capacity: 1)
@@ -76,7 +76,7 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
 
     /// Connects to `address` on `loop`; `completion` runs exactly once, on the loop. Loop thread only.
     public static func connect(
-        to address: SocketAddress, on loop: EventLoop, timeout: Duration,
+        to address: TCPAddress, on loop: UVEventLoop, timeout: Duration,
         delegate: TCPConnectionDelegate,
         completion: @escaping (Result<TCPConnection, LoopError>) -> Void
     ) {
@@ -118,7 +118,7 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
 
     /// Connects from any thread.
     public static func connect(
-        to address: SocketAddress, on loop: EventLoop, timeout: Duration,
+        to address: TCPAddress, on loop: UVEventLoop, timeout: Duration,
         delegate: @escaping @Sendable () -> TCPConnectionDelegate
     ) async throws(LoopError) -> TCPConnection {
         let result: Result<TCPConnection, LoopError> = await withCheckedContinuation { continuation in
@@ -220,7 +220,7 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
         return uv_fileno(rawHandle, &fd) == 0 ? Int32(fd) : nil
     }
 
-    public var remoteAddress: SocketAddress? {
+    public var remoteAddress: TCPAddress? {
         guard state == .open || state == .connecting else { return connectAddress }
         var storage = sockaddr_storage()
         var length = Int32(MemoryLayout<sockaddr_storage>.size)
@@ -229,7 +229,7 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
                 uv_tcp_getpeername(handle, $0, &length)
             }
         }
-        return rc == 0 ? SocketAddress(&storage) : connectAddress
+        return rc == 0 ? TCPAddress(&storage) : connectAddress
     }
 
     // MARK: writes
@@ -257,7 +257,7 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     }
 
     /// Queues `buffer`'s readable bytes without copying; the connection owns the buffer from now on.
-    public func write(buffer: ByteBuffer, completion: WriteCompletion? = nil) {
+    public func write(buffer: LoopBuffer, completion: WriteCompletion? = nil) {
         loop.preconditionInEventLoop()
         guard acceptsWrites(completion) else { return }
         queued.append(buffer)

@@ -14,7 +14,7 @@ public typealias ConnectionInitializer = @Sendable (TCPConnection) -> TCPConnect
 
 /// One listening socket on one loop, owning its `uv_tcp_t`.
 final class TCPListener: LoopHandleOwner, @unchecked Sendable {
-    let loop: EventLoop
+    let loop: UVEventLoop
     private let handle: UnsafeMutablePointer<uv_tcp_t>
     private let initializer: ConnectionInitializer
     private(set) var isClosed = false
@@ -26,7 +26,7 @@ final class TCPListener: LoopHandleOwner, @unchecked Sendable {
 
     /// Binds and listens; on failure the handle is already closed. Loop thread only.
     init(
-        loop: EventLoop, address: SocketAddress, backlog: Int32,
+        loop: UVEventLoop, address: TCPAddress, backlog: Int32,
         initializer: @escaping ConnectionInitializer
     )
         throws(LoopError)
@@ -64,7 +64,7 @@ final class TCPListener: LoopHandleOwner, @unchecked Sendable {
         }
     }
 
-    private func check(_ rc: Int32, _ address: SocketAddress) throws(LoopError) {
+    private func check(_ rc: Int32, _ address: TCPAddress) throws(LoopError) {
         if rc != 0 { throw LoopError.bindFailed(address: address.description, UVError(rc)) }
     }
 
@@ -76,7 +76,7 @@ final class TCPListener: LoopHandleOwner, @unchecked Sendable {
                 uv_tcp_getsockname(handle, $0, &length)
             }
         }
-        return SocketAddress(&storage)?.port ?? 0
+        return TCPAddress(&storage)?.port ?? 0
     }
 
     private func accept(status: Int32) {
@@ -124,10 +124,10 @@ final class TCPListener: LoopHandleOwner, @unchecked Sendable {
 
 /// A listening TCP server with one listener per loop of a group, all on the same port.
 public final class TCPServer: @unchecked Sendable {
-    public let address: SocketAddress
+    public let address: TCPAddress
     private let listeners: [TCPListener]
 
-    private init(address: SocketAddress, listeners: [TCPListener]) {
+    private init(address: TCPAddress, listeners: [TCPListener]) {
         self.address = address
         self.listeners = listeners
     }
@@ -135,13 +135,13 @@ public final class TCPServer: @unchecked Sendable {
     /// Binds `host:port` on every loop of `group` (port 0 picks a free port, shared by all loops).
     /// Blocks the calling thread until all listeners are up; never call it on a loop thread.
     public static func bind(
-        host: String, port: Int, on group: EventLoopGroup, backlog: Int32 = 1024,
+        host: String, port: Int, on group: UVEventLoopGroup, backlog: Int32 = 1024,
         initializer: @escaping ConnectionInitializer
     ) throws(LoopError) -> TCPServer {
         var listeners: [TCPListener] = []
         var boundPort = port
         for loop in group.loops {
-            let address = SocketAddress(host: host, port: boundPort)
+            let address = TCPAddress(host: host, port: boundPort)
             let result: Result<TCPListener, LoopError> = loop.runSync {
                 Result { () throws(LoopError) in
                     try TCPListener(loop: loop, address: address, backlog: backlog, initializer: initializer)
@@ -156,7 +156,7 @@ public final class TCPServer: @unchecked Sendable {
                 throw error
             }
         }
-        return TCPServer(address: SocketAddress(host: host, port: boundPort), listeners: listeners)
+        return TCPServer(address: TCPAddress(host: host, port: boundPort), listeners: listeners)
     }
 
     public var port: Int { address.port }

@@ -9,7 +9,7 @@ final class WriteRequest {
     let request: UnsafeMutablePointer<uv_write_t>
     private(set) var buffers: UnsafeMutablePointer<uv_buf_t>
     private var bufferCapacity: Int
-    var chunks: [ByteBuffer] = []
+    var chunks: [LoopBuffer] = []
     var completions: [WriteCompletion] = []
     var byteCount = 0
     unowned(unsafe) var connection: TCPConnection?

@@ -8,7 +8,7 @@ final class ClientConnection: TCPConnectionDelegate {
 
     /// Pending calls remember this, so that a drop fails exactly the calls it carried.
     let id: UInt64
-    let loop: EventLoop
+    let loop: UVEventLoop
     weak var endpoint: ClientEndpoint?
     private(set) var state: State = .connecting
     private var tcp: TCPConnection?
@@ -22,11 +22,11 @@ final class ClientConnection: TCPConnectionDelegate {
     private(set) var lastReadAt: UInt64
     var keepaliveInFlight = false
 
-    private let address: SocketAddress
+    private let address: TCPAddress
     private let connectTimeout: Duration
 
     init(
-        id: UInt64, endpoint: ClientEndpoint, address: SocketAddress, connectTimeout: Duration,
+        id: UInt64, endpoint: ClientEndpoint, address: TCPAddress, connectTimeout: Duration,
         maxContentLength: Int
     ) {
         self.id = id

@@ -64,8 +64,8 @@ public final class ClientEndpoint: @unchecked Sendable {
         }
     }
 
-    public let address: SocketAddress
-    public let loop: EventLoop
+    public let address: TCPAddress
+    public let loop: UVEventLoop
     public let configuration: Configuration
     public let heartbeatManager: HeartbeatManager
     /// Every event, for consumers that prefer a stream (keeps the newest 1024 unread ones).
@@ -90,7 +90,7 @@ public final class ClientEndpoint: @unchecked Sendable {
     /// Creates the endpoint; nothing connects until the first call. Any thread.
     /// `heartbeatManager` defaults to the loop's own (one per loop).
     public init(
-        address: SocketAddress, loop: EventLoop, configuration: Configuration = Configuration(),
+        address: TCPAddress, loop: UVEventLoop, configuration: Configuration = Configuration(),
         heartbeatManager: HeartbeatManager? = nil
     ) {
         self.address = address

@@ -49,21 +49,21 @@ public final class HeartbeatManager: @unchecked Sendable {
     }
 
     // Unowned: the per-loop registry must not keep a finished loop alive; endpoints hold it.
-    public unowned let loop: EventLoop
+    public unowned let loop: UVEventLoop
     public let configuration: Configuration
     private var probes: [ObjectIdentifier: Probe] = [:]
     private var idleWatched: [ObjectIdentifier: ClientEndpoint] = [:]
     private var timer: LoopTimer?
     private var random = SystemRandomNumberGenerator()
 
-    init(loop: EventLoop, configuration: Configuration) {
+    init(loop: UVEventLoop, configuration: Configuration) {
         self.loop = loop
         self.configuration = configuration
     }
 
     /// The loop's manager, created with `configuration` on first use (later ones are ignored).
     public static func of(
-        _ loop: EventLoop, configuration: Configuration = Configuration()
+        _ loop: UVEventLoop, configuration: Configuration = Configuration()
     ) -> HeartbeatManager {
         LoopServices.of(loop, configuration: configuration).heartbeats
     }

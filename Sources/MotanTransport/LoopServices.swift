@@ -7,13 +7,13 @@ final class LoopServices: @unchecked Sendable {
     let wheel: TimerWheel
     let heartbeats: HeartbeatManager
 
-    private init(loop: EventLoop, configuration: HeartbeatManager.Configuration) {
+    private init(loop: UVEventLoop, configuration: HeartbeatManager.Configuration) {
         wheel = TimerWheel(loop: loop)
         heartbeats = HeartbeatManager(loop: loop, configuration: configuration)
     }
 
     private struct Registration: @unchecked Sendable {
-        weak var loop: EventLoop?
+        weak var loop: UVEventLoop?
         let services: LoopServices
     }
 
@@ -22,7 +22,7 @@ final class LoopServices: @unchecked Sendable {
     /// The services of `loop`, created with `configuration` on first use; later configurations
     /// are ignored.
     static func of(
-        _ loop: EventLoop, configuration: HeartbeatManager.Configuration = .init()
+        _ loop: UVEventLoop, configuration: HeartbeatManager.Configuration = .init()
     ) -> LoopServices {
         table.withLock { table in
             let key = ObjectIdentifier(loop)

@@ -10,7 +10,7 @@ public struct Responder: @unchecked Sendable {
     let startedAt: UInt64
     let isOneway: Bool
 
-    public var loop: EventLoop { connection.loop }
+    public var loop: UVEventLoop { connection.loop }
 
     /// Answers with one value.
     public func respond(_ value: SimpleValue) {

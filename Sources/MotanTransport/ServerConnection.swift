@@ -18,7 +18,7 @@ final class ServerConnection: TCPConnectionDelegate {
     /// Once the batch holds this much, it goes to the socket mid-read so the buffer stays small.
     private static let batchLimit = 64 * 1024
 
-    var loop: EventLoop { connection.loop }
+    var loop: UVEventLoop { connection.loop }
 
     init(connection: TCPConnection, server: ServerShared, handler: any FrameHandler) {
         self.connection = connection

@@ -39,12 +39,12 @@ public final class ServerEndpoint: Sendable {
     public let configuration: Configuration
     private let shared: ServerShared
     private let server: TCPServer
-    private let group: EventLoopGroup
+    private let group: UVEventLoopGroup
 
     /// Binds and starts listening on every loop of `group`. Blocks until all listeners are up;
     /// never call it on a loop thread.
     public init(
-        group: EventLoopGroup, services: ServiceRegistry, configuration: Configuration = Configuration()
+        group: UVEventLoopGroup, services: ServiceRegistry, configuration: Configuration = Configuration()
     ) throws(TransportError) {
         self.configuration = configuration
         self.group = group
@@ -69,7 +69,7 @@ public final class ServerEndpoint: Sendable {
     }
 
     public var port: Int { server.port }
-    public var address: SocketAddress { server.address }
+    public var address: TCPAddress { server.address }
 
     /// Off: a heartbeat closes its connection instead of being answered.
     public var heartbeatsEnabled: Bool {
@@ -119,7 +119,7 @@ final class ServerShared: @unchecked Sendable {
         var open: [ObjectIdentifier: ServerConnection] = [:]
     }
 
-    init(configuration: ServerEndpoint.Configuration, loops: [EventLoop]) {
+    init(configuration: ServerEndpoint.Configuration, loops: [UVEventLoop]) {
         logger = configuration.logger
         maxContentLength = configuration.maxContentLength
         heartbeats = HeartbeatSwitch(configuration.heartbeatsEnabled)
@@ -141,7 +141,7 @@ final class ServerShared: @unchecked Sendable {
         }
     }
 
-    func closeConnections(on loop: EventLoop) {
+    func closeConnections(on loop: UVEventLoop) {
         guard let set = connections[ObjectIdentifier(loop)] else { return }
         for connection in set.open.values { connection.connection.close(.local) }
     }

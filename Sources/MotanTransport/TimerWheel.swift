@@ -21,7 +21,7 @@ final class TimerWheel {
     }
 
     // Unowned: the per-loop registry must not keep a finished loop alive.
-    unowned let loop: EventLoop
+    unowned let loop: UVEventLoop
     /// Resolution: deadlines fire up to one tick late, never early.
     let tickMilliseconds: UInt64
     private var slots: [[Entry]]
@@ -32,7 +32,7 @@ final class TimerWheel {
     private(set) var count = 0
     private var timer: LoopTimer?
 
-    init(loop: EventLoop, tickMilliseconds: UInt64 = 10, slotCount: Int = 512) {
+    init(loop: UVEventLoop, tickMilliseconds: UInt64 = 10, slotCount: Int = 512) {
         precondition(tickMilliseconds > 0 && slotCount > 0)
         self.loop = loop
         self.tickMilliseconds = tickMilliseconds

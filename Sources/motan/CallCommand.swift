@@ -39,9 +39,9 @@ struct CallCommand: AsyncParsableCommand {
     var timeout: Int = 1000
 
     func run() async throws {
-        let target = try SocketAddress(parsing: address)
+        let target = try TCPAddress(parsing: address)
         let values = try arguments.map(Self.parse)
-        let loops = EventLoopGroup(numberOfLoops: 1, namePrefix: "call")
+        let loops = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "call")
         defer { loops.syncShutdown() }
         let endpoint = ClientEndpoint(
             address: target, loop: loops.loops[0],

@@ -30,8 +30,8 @@ struct DemoCommand: AsyncParsableCommand {
             handler.logLevel = .warning
             return handler
         }
-        let serverGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "server")
-        let clientGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "client")
+        let serverGroup = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "server")
+        let clientGroup = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "client")
         defer {
             clientGroup.syncShutdown()
             serverGroup.syncShutdown()

@@ -35,7 +35,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let group = EventLoopGroup(numberOfLoops: loops, namePrefix: "serve")
+        let group = UVEventLoopGroup(numberOfLoops: loops, namePrefix: "serve")
         let server = try ServerEndpoint(
             group: group, services: MotanDemoService.registry(),
             configuration: .init(

@@ -9,7 +9,7 @@ import Testing
 struct ConnectTests {
     @Test("connecting to a closed port fails with a typed error before the timeout")
     func refused() async throws {
-        let group = EventLoopGroup(numberOfLoops: 1)
+        let group = UVEventLoopGroup(numberOfLoops: 1)
         defer { group.syncShutdown() }
         let port = closedPort()
         let collector = CollectingDelegate()
@@ -17,7 +17,7 @@ struct ConnectTests {
         let started = clock.now
         do {
             _ = try await TCPConnection.connect(
-                to: SocketAddress(host: "127.0.0.1", port: port), on: group.loops[0], timeout: .seconds(5)
+                to: TCPAddress(host: "127.0.0.1", port: port), on: group.loops[0], timeout: .seconds(5)
             ) { collector }
             Issue.record("connect to a closed port succeeded")
         } catch {
@@ -36,9 +36,9 @@ struct ConnectTests {
         let listener = RawSocket(listenBacklog: 0)
         defer { listener.close() }
         let port = listener.port
-        let group = EventLoopGroup(numberOfLoops: 1)
+        let group = UVEventLoopGroup(numberOfLoops: 1)
         defer { group.syncShutdown() }
-        let address = SocketAddress(host: "127.0.0.1", port: port)
+        let address = TCPAddress(host: "127.0.0.1", port: port)
         var timedOut = 0
         var filled: [TCPConnection] = []
         // The first one or two fill the queue and connect; a later one must time out.
@@ -62,16 +62,16 @@ struct ConnectTests {
 
     @Test("invalid addresses are rejected with a typed error")
     func invalidAddress() async throws {
-        #expect(throws: LoopError.invalidAddress("nonsense")) { try SocketAddress(parsing: "nonsense") }
+        #expect(throws: LoopError.invalidAddress("nonsense")) { try TCPAddress(parsing: "nonsense") }
         #expect(throws: LoopError.invalidAddress("1.2.3.4:99999")) {
-            try SocketAddress(parsing: "1.2.3.4:99999")
+            try TCPAddress(parsing: "1.2.3.4:99999")
         }
-        #expect(try SocketAddress(parsing: "[::1]:8002") == SocketAddress(host: "::1", port: 8002))
-        let group = EventLoopGroup(numberOfLoops: 1)
+        #expect(try TCPAddress(parsing: "[::1]:8002") == TCPAddress(host: "::1", port: 8002))
+        let group = UVEventLoopGroup(numberOfLoops: 1)
         defer { group.syncShutdown() }
         do {
             _ = try await TCPConnection.connect(
-                to: SocketAddress(host: "not-an-ip", port: 1), on: group.loops[0], timeout: .seconds(1)
+                to: TCPAddress(host: "not-an-ip", port: 1), on: group.loops[0], timeout: .seconds(1)
             ) { CollectingDelegate() }
             Issue.record("connect to a non-literal host succeeded")
         } catch {
@@ -81,7 +81,7 @@ struct ConnectTests {
 
     @Test("binding a port already in use by another process fails with a typed error")
     func bindInUse() async throws {
-        let group = EventLoopGroup(numberOfLoops: 1)
+        let group = UVEventLoopGroup(numberOfLoops: 1)
         defer { group.syncShutdown() }
         // A plain socket without SO_REUSEPORT holds the port exclusively.
         let holder = RawSocket(listenBacklog: 1)

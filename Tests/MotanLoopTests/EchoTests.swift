@@ -17,9 +17,9 @@ struct EchoTests {
         #expect(echoed.count == size)
         #expect(echoed == message)
         let reads = loop.runSync { collector.reads }
-        if size > EventLoop.readBufferSize {
+        if size > UVEventLoop.readBufferSize {
             // The message cannot fit one read; it must have been reassembled from many.
-            #expect(reads >= size / EventLoop.readBufferSize)
+            #expect(reads >= size / UVEventLoop.readBufferSize)
         }
         loop.runSync { connection.close() }
     }
@@ -86,7 +86,7 @@ struct EchoTests {
         #expect(
             await fixture.send(Array("hello".utf8), on: connection, to: collector, awaiting: 5) == Array("hello".utf8))
         #expect(
-            fixture.loop.runSync { connection.remoteAddress } == SocketAddress(host: "::1", port: fixture.server.port))
+            fixture.loop.runSync { connection.remoteAddress } == TCPAddress(host: "::1", port: fixture.server.port))
         fixture.loop.runSync { connection.close() }
     }
 

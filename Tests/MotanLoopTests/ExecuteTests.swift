@@ -8,7 +8,7 @@ import Testing
 struct ExecuteTests {
     @Test("8 threads x 10,000 closures each run exactly once, on the loop thread")
     func manyProducers() async throws {
-        let group = EventLoopGroup(numberOfLoops: 1)
+        let group = UVEventLoopGroup(numberOfLoops: 1)
         defer { group.syncShutdown() }
         let loop = group.loops[0]
         let threads = 8

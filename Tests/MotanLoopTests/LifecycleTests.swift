@@ -5,7 +5,7 @@ import Testing
 /// libuv opens one process-wide signal pipe the first time any loop starts; it is not per loop and
 /// not a leak, so start and stop one loop before counting descriptors.
 private func warmUpLibUV() {
-    EventLoopGroup(numberOfLoops: 1).syncShutdown()
+    UVEventLoopGroup(numberOfLoops: 1).syncShutdown()
 }
 
 @Suite("Handle and descriptor lifecycle")
@@ -15,7 +15,7 @@ struct LifecycleTests {
         warmUpLibUV()
         let fdsBefore = openFileDescriptorCount()
         let dumpBefore = fdsDump()
-        let group = EventLoopGroup(numberOfLoops: 2)
+        let group = UVEventLoopGroup(numberOfLoops: 2)
         // Each loop keeps its own descriptors until shutdown: epoll, eventfd, and after its first
         // listen a reserve /dev/null descriptor libuv uses to shed connections on EMFILE. Count from
         // after a first listen, then check the shutdown releases those too.
@@ -40,7 +40,7 @@ struct LifecycleTests {
             sockets.withLock { _ = $0.insert(socket) }
             return CountingEcho(serverClosed)
         }
-        let address = SocketAddress(host: "127.0.0.1", port: server.port)
+        let address = TCPAddress(host: "127.0.0.1", port: server.port)
 
         // 10 waves of 100 concurrent connections: each sends, gets its echo, closes.
         var echoedOK = 0
@@ -98,12 +98,12 @@ struct LifecycleTests {
     func shutdownClosesEverything() async throws {
         warmUpLibUV()
         let fdsBefore = openFileDescriptorCount()
-        let group = EventLoopGroup(numberOfLoops: 1)
+        let group = UVEventLoopGroup(numberOfLoops: 1)
         let loop = group.loops[0]
         let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in EchoDelegate() }
         let collector = CollectingDelegate()
         _ = try await TCPConnection.connect(
-            to: SocketAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
+            to: TCPAddress(host: "127.0.0.1", port: server.port), on: loop, timeout: .seconds(5)
         ) { collector }
         let fired = LockedCounter(buckets: 1)
         loop.runSync { _ = loop.scheduleRepeatingTimer(every: .seconds(60)) { fired.increment(0) } }

@@ -71,7 +71,7 @@ func openFileDescriptorCount() -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
 }
 
-func liveHandles(_ group: EventLoopGroup) -> Int {
+func liveHandles(_ group: UVEventLoopGroup) -> Int {
     group.loops.reduce(0) { total, loop in total + loop.runSync { loop.liveHandleCount() } }
 }
 
@@ -123,14 +123,14 @@ func closedPort() -> Int {
 
 /// A loop group with a server on loopback (an echo server unless told otherwise).
 struct ServerFixture {
-    let group: EventLoopGroup
+    let group: UVEventLoopGroup
     let server: TCPServer
 
     init(
         loops: Int = 1, host: String = "127.0.0.1",
         initializer: @escaping ConnectionInitializer = { _ in EchoDelegate() }
     ) throws {
-        group = EventLoopGroup(numberOfLoops: loops)
+        group = UVEventLoopGroup(numberOfLoops: loops)
         do {
             server = try TCPServer.bind(host: host, port: 0, on: group, initializer: initializer)
         } catch {
@@ -139,11 +139,11 @@ struct ServerFixture {
         }
     }
 
-    var loop: EventLoop { group.loops[0] }
-    var address: SocketAddress { server.address }
+    var loop: UVEventLoop { group.loops[0] }
+    var address: TCPAddress { server.address }
 
     func connect(
-        on loop: EventLoop? = nil, _ delegate: @escaping @Sendable () -> TCPConnectionDelegate
+        on loop: UVEventLoop? = nil, _ delegate: @escaping @Sendable () -> TCPConnectionDelegate
     ) async throws -> TCPConnection {
         try await TCPConnection.connect(to: address, on: loop ?? self.loop, timeout: .seconds(5), delegate: delegate)
     }

@@ -23,7 +23,7 @@ struct ShutdownTests {
     @Test("work accepted while the loop shuts down always runs: accepted == ran")
     func acceptedWorkRuns() async throws {
         for _ in 0..<20 {
-            let group = EventLoopGroup(numberOfLoops: 1)
+            let group = UVEventLoopGroup(numberOfLoops: 1)
             let loop = group.loops[0]
             final class Shared: Sendable {
                 let accepted = Atomic<Int>(0)

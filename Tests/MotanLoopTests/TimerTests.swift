@@ -10,7 +10,7 @@ import Testing
 struct TimerTests {
     @Test("one-shot timers fire in due order; cancelled ones never fire")
     func orderAndCancel() async throws {
-        let group = EventLoopGroup(numberOfLoops: 1)
+        let group = UVEventLoopGroup(numberOfLoops: 1)
         defer { group.syncShutdown() }
         let loop = group.loops[0]
         let fired = Mutex<[Int]>([])
@@ -35,7 +35,7 @@ struct TimerTests {
 
     @Test("a timer cancelled from inside another timer's callback never fires")
     func cancelFromCallback() async throws {
-        let group = EventLoopGroup(numberOfLoops: 1)
+        let group = UVEventLoopGroup(numberOfLoops: 1)
         defer { group.syncShutdown() }
         let loop = group.loops[0]
         let fired = Mutex<[String]>([])
@@ -66,7 +66,7 @@ struct TimerTests {
 
     @Test("a repeating timer stays on its fixed-rate grid: drift does not accumulate")
     func repeatingDriftBounded() async throws {
-        let group = EventLoopGroup(numberOfLoops: 1)
+        let group = UVEventLoopGroup(numberOfLoops: 1)
         defer { group.syncShutdown() }
         let loop = group.loops[0]
         let interval: UInt64 = 20
@@ -99,4 +99,4 @@ struct TimerTests {
     }
 }
 
-private func uv_now_ms(_ loop: EventLoop) -> UInt64 { loop.now }
+private func uv_now_ms(_ loop: UVEventLoop) -> UInt64 { loop.now }

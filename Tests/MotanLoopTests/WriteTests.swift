@@ -127,7 +127,7 @@ struct WriteTests {
         let collector = CollectingDelegate()
         let connection = try await fixture.connect { collector }
         let frames = (0..<100).map { pattern(64, seed: UInt8($0)) }
-        nonisolated(unsafe) let big = ByteBuffer(capacity: 200_000)
+        nonisolated(unsafe) let big = LoopBuffer(capacity: 200_000)
         big.write(pattern(200_000, seed: 99))
         let completions = Mutex(0)
         let echoed: [UInt8] = await withCheckedContinuation { continuation in

@@ -6,7 +6,7 @@ import Testing
 
 /// A client loop with a fast heartbeat manager, and endpoints that record their events.
 final class TestClient: @unchecked Sendable {
-    let group = EventLoopGroup(numberOfLoops: 1, namePrefix: "test-client")
+    let group = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "test-client")
     let manager: HeartbeatManager
     let events = Box<[EndpointEvent]>([])
 
@@ -17,10 +17,10 @@ final class TestClient: @unchecked Sendable {
         manager = HeartbeatManager.of(group.loops[0], configuration: probe)
     }
 
-    var loop: EventLoop { group.loops[0] }
+    var loop: UVEventLoop { group.loops[0] }
 
     func endpoint(
-        _ address: SocketAddress, configure: (inout ClientEndpoint.Configuration) -> Void = { _ in }
+        _ address: TCPAddress, configure: (inout ClientEndpoint.Configuration) -> Void = { _ in }
     ) -> ClientEndpoint {
         let events = self.events
         var configuration = ClientEndpoint.Configuration(
@@ -243,7 +243,7 @@ struct ClientEndpointTests {
         let port = server!.port
         let client = TestClient()
         defer { client.shutdown() }
-        let endpoint = client.endpoint(SocketAddress(host: "127.0.0.1", port: port)) {
+        let endpoint = client.endpoint(TCPAddress(host: "127.0.0.1", port: port)) {
             $0.reconnectDelay = .seconds(10)
         }
         defer { endpoint.close() }
@@ -289,7 +289,7 @@ struct ClientEndpointTests {
         let client = TestClient()
         defer { client.shutdown() }
         let port = try unusedPort()
-        let endpoint = client.endpoint(SocketAddress(host: "127.0.0.1", port: port))
+        let endpoint = client.endpoint(TCPAddress(host: "127.0.0.1", port: port))
         for _ in 0..<6 where endpoint.isAvailable {
             _ = try? await endpoint.call(service: TestService.name, method: "echo")
         }
@@ -364,7 +364,7 @@ struct ClientEndpointTests {
 
 /// A port nothing listens on (bound once, then released).
 func unusedPort() throws -> Int {
-    let group = EventLoopGroup(numberOfLoops: 1, namePrefix: "port-probe")
+    let group = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "port-probe")
     defer { group.syncShutdown() }
     let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in nil }
     let port = server.port

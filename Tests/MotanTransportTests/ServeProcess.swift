@@ -70,7 +70,7 @@ final class ServeProcess: @unchecked Sendable {
         throw lastError!
     }
 
-    var address: SocketAddress { SocketAddress(host: "127.0.0.1", port: port) }
+    var address: TCPAddress { TCPAddress(host: "127.0.0.1", port: port) }
     var pid: Int32 { process.processIdentifier }
 
     func signal(_ signal: Int32) { kill(pid, signal) }

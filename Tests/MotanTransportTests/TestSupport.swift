@@ -35,7 +35,7 @@ enum TestService {
 
 /// Services the in-process tests run against. `calls` counts every handler invocation.
 final class TestServer: @unchecked Sendable {
-    let group: EventLoopGroup
+    let group: UVEventLoopGroup
     let server: ServerEndpoint
     let calls = Box(0)
     /// Responders of `hold` requests, answered by `releaseHeld()`.
@@ -44,7 +44,7 @@ final class TestServer: @unchecked Sendable {
     init(
         loops: Int = 1, configuration: ServerEndpoint.Configuration = .init()
     ) throws {
-        group = EventLoopGroup(numberOfLoops: loops, namePrefix: "test-server")
+        group = UVEventLoopGroup(numberOfLoops: loops, namePrefix: "test-server")
         var registry = ServiceRegistry()
         let calls = self.calls
         let held = self.held
@@ -86,10 +86,10 @@ final class TestServer: @unchecked Sendable {
     }
 
     var port: Int { server.port }
-    var address: SocketAddress { SocketAddress(host: "127.0.0.1", port: port) }
+    var address: TCPAddress { TCPAddress(host: "127.0.0.1", port: port) }
 
     /// A loop for raw peers of this server, shut down before it.
-    private let peerGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "test-peer")
+    private let peerGroup = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "test-peer")
 
     func connectPeer() async throws -> RawPeer {
         try await RawPeer.connect(to: address, on: peerGroup.loops[0])
@@ -122,11 +122,11 @@ final class RawPeer: TCPConnectionDelegate, @unchecked Sendable {
     let decodeError = Box<MotanCodecError?>(nil)
     private var decoder = FrameDecoder()
     private var connection: TCPConnection?
-    let loop: EventLoop
+    let loop: UVEventLoop
 
-    private init(loop: EventLoop) { self.loop = loop }
+    private init(loop: UVEventLoop) { self.loop = loop }
 
-    static func connect(to address: SocketAddress, on loop: EventLoop) async throws -> RawPeer {
+    static func connect(to address: TCPAddress, on loop: UVEventLoop) async throws -> RawPeer {
         let peer = RawPeer(loop: loop)
         let connection = try await TCPConnection.connect(
             to: address, on: loop, timeout: .seconds(2)
@@ -182,7 +182,7 @@ func requestFrame(
 
 /// A listener that accepts and never reads or answers: a black hole for keepalive tests.
 final class BlackHoleServer: TCPConnectionDelegate, @unchecked Sendable {
-    let group = EventLoopGroup(numberOfLoops: 1, namePrefix: "black-hole")
+    let group = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "black-hole")
     private(set) var server: TCPServer!
     let accepted = Box(0)
 
@@ -194,7 +194,7 @@ final class BlackHoleServer: TCPConnectionDelegate, @unchecked Sendable {
         }
     }
 
-    var address: SocketAddress { SocketAddress(host: "127.0.0.1", port: server.port) }
+    var address: TCPAddress { TCPAddress(host: "127.0.0.1", port: server.port) }
     func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {}
     func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
 

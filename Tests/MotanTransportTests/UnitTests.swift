@@ -37,8 +37,8 @@ struct AvailabilityTrackerTests {
 
 final class WheelRecorder: TimerWheelTarget {
     var fired: [(key: UInt64, at: UInt64)] = []
-    let loop: EventLoop
-    init(loop: EventLoop) { self.loop = loop }
+    let loop: UVEventLoop
+    init(loop: UVEventLoop) { self.loop = loop }
     func timerWheelExpired(key: UInt64) { fired.append((key, loop.now)) }
 }
 
@@ -46,7 +46,7 @@ final class WheelRecorder: TimerWheelTarget {
 struct TimerWheelTests {
     @Test("deadlines fire once, never early, and the wheel's timer stops when it is empty")
     func firesAndStops() async throws {
-        let group = EventLoopGroup(numberOfLoops: 1, namePrefix: "wheel")
+        let group = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "wheel")
         defer { group.syncShutdown() }
         let loop = group.loops[0]
         let wheel = TimerWheel(loop: loop, tickMilliseconds: 5, slotCount: 8)
@@ -74,7 +74,7 @@ struct TimerWheelTests {
 struct BackoffTests {
     @Test("probe delays grow by the multiplier up to the cap, within the jitter band")
     func backoff() {
-        let group = EventLoopGroup(numberOfLoops: 1, namePrefix: "backoff")
+        let group = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "backoff")
         defer { group.syncShutdown() }
         let manager = HeartbeatManager(
             loop: group.loops[0],

@@ -29,8 +29,8 @@ func echoRequest() -> [UInt8] {
 
 /// Server and client each on their own loop thread, connected before anything is measured.
 final class TransportRig: @unchecked Sendable {
-    let serverGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-server")
-    let clientGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-client")
+    let serverGroup = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "bench-server")
+    let clientGroup = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "bench-client")
     let server: ServerEndpoint
     let clients: [(MotanFrameLoadClient, TCPConnection)]
 
@@ -87,8 +87,8 @@ final class TransportRig: @unchecked Sendable {
 
 /// The full client path: `ClientEndpoint.call` on its loop, closed loop, one connection.
 final class EndpointRig: @unchecked Sendable {
-    let serverGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-server")
-    let clientGroup = EventLoopGroup(numberOfLoops: 1, namePrefix: "bench-client")
+    let serverGroup = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "bench-server")
+    let clientGroup = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "bench-client")
     let server: ServerEndpoint
     let endpoint: ClientEndpoint
     let latencies = LatencyRecorder()

@@ -9,7 +9,7 @@
 /// A growable byte buffer with separate reader and writer indices. Reference type on purpose: a
 /// buffer handed to `TCPConnection.write(buffer:)` is owned by the connection until written, then
 /// recycled through the loop's pool, so steady-state writes allocate nothing.
-public final class ByteBuffer {
+public final class LoopBuffer {
     public private(set) var base: UnsafeMutableRawPointer
     public private(set) var capacity: Int
     public var readerIndex: Int = 0
@@ -85,22 +85,22 @@ public final class ByteBuffer {
 }
 
 /// Per-loop free list of standard-size buffers. Loop thread only.
-final class ByteBufferPool {
+final class LoopBufferPool {
     let chunkSize: Int
-    private var free: [ByteBuffer] = []
+    private var free: [LoopBuffer] = []
     private let maxPooled = 256
 
     init(chunkSize: Int) { self.chunkSize = chunkSize }
 
-    func take(minimumCapacity: Int) -> ByteBuffer {
+    func take(minimumCapacity: Int) -> LoopBuffer {
         if minimumCapacity <= chunkSize, let buffer = free.popLast() {
             return buffer
         }
-        return ByteBuffer(capacity: max(minimumCapacity, chunkSize))
+        return LoopBuffer(capacity: max(minimumCapacity, chunkSize))
     }
 
     /// Only standard-size buffers are kept; an oversize one is freed so one large write does not pin memory.
-    func recycle(_ buffer: ByteBuffer) {
+    func recycle(_ buffer: LoopBuffer) {
         guard buffer.capacity == chunkSize, free.count < maxPooled else { return }
         buffer.clear()
         free.append(buffer)

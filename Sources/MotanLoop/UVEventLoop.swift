@@ -19,7 +19,7 @@ protocol LoopHandleOwner: AnyObject {
 
 /// One libuv loop on its own thread. Everything that touches the loop's handles runs on that
 /// thread; other threads hand work over with `execute`.
-public final class EventLoop: @unchecked Sendable {
+public final class UVEventLoop: @unchecked Sendable {
     private enum Lifecycle: Int {
         /// `shuttingDown`: handles are being closed, work is still accepted. `refusing`: the loop
         /// ran dry; `execute` says no from here on.
@@ -51,7 +51,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Every read callback fills this one buffer; reads are consumed synchronously, so one per loop suffices.
     let readBuffer: UnsafeMutableRawBufferPointer
-    let bufferPool: ByteBufferPool
+    let bufferPool: LoopBufferPool
     let writeRequestPool = WriteRequestPool()
 
     public static let readBufferSize = 64 * 1024
@@ -66,10 +66,10 @@ public final class EventLoop: @unchecked Sendable {
         wakeup = .allocate(capacity: 1)
         reaper = .allocate(capacity: 1)
         readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 16)
-        bufferPool = ByteBufferPool(chunkSize: Self.readBufferSize)
+        bufferPool = LoopBufferPool(chunkSize: Self.readBufferSize)
 
         uv_async_init(uvLoop, wakeup) { handle in
-            let loop = Unmanaged<EventLoop>.fromOpaque(handle!.pointee.data).takeUnretainedValue()
+            let loop = Unmanaged<UVEventLoop>.fromOpaque(handle!.pointee.data).takeUnretainedValue()
             loop.drainTasks()
         }
         wakeup.pointee.data = Unmanaged.passUnretained(self).toOpaque()
@@ -81,7 +81,7 @@ public final class EventLoop: @unchecked Sendable {
         let rcThread = pthread_create(
             &thread, nil,
             { arg in
-                let loop = Unmanaged<EventLoop>.fromOpaque(arg!).takeRetainedValue()
+                let loop = Unmanaged<UVEventLoop>.fromOpaque(arg!).takeRetainedValue()
                 loop.runOnThread()
                 return nil
             }, retained)
@@ -202,7 +202,7 @@ public final class EventLoop: @unchecked Sendable {
         if lifecycle.load(ordering: .acquiring) == Lifecycle.shuttingDown.rawValue {
             closeAllHandles()
             uv_idle_start(reaper) { handle in
-                Unmanaged<EventLoop>.fromOpaque(handle!.pointee.data).takeUnretainedValue().closeAllHandles()
+                Unmanaged<UVEventLoop>.fromOpaque(handle!.pointee.data).takeUnretainedValue().closeAllHandles()
             }
         }
     }
@@ -279,28 +279,27 @@ public final class EventLoop: @unchecked Sendable {
 }
 
 /// A fixed set of loops; servers listen on all of them, clients pick one with `next()`.
-public final class EventLoopGroup: Sendable {
-    public let loops: [EventLoop]
+public final class UVEventLoopGroup: Sendable {
+    public let loops: [UVEventLoop]
     private let cursor = Atomic<Int>(0)
 
-    public init(numberOfLoops: Int = System.coreCount, namePrefix: String = "motan-loop") {
+    public init(numberOfLoops: Int = UVEventLoopGroup.defaultLoopCount, namePrefix: String = "motan-loop") {
         precondition(numberOfLoops > 0)
-        loops = (0..<numberOfLoops).map { EventLoop(name: "\(namePrefix)-\($0)") }
+        loops = (0..<numberOfLoops).map { UVEventLoop(name: "\(namePrefix)-\($0)") }
     }
 
-    public func next() -> EventLoop {
+    /// One loop per online CPU core.
+    public static var defaultLoopCount: Int {
+        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    public func next() -> UVEventLoop {
         let index = cursor.add(1, ordering: .relaxed).oldValue
         return loops[index % loops.count]
     }
 
     public func syncShutdown() {
         for loop in loops { loop.syncShutdown() }
-    }
-}
-
-public enum System {
-    public static var coreCount: Int {
-        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }
 }
 

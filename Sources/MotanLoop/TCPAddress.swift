@@ -10,7 +10,7 @@ import CLibUV
 
 /// A numeric IPv4 or IPv6 address and port. Only literal addresses (and `localhost`) are accepted:
 /// name resolution would block the loop thread.
-public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
+public struct TCPAddress: Hashable, Sendable, CustomStringConvertible {
     public let host: String
     public let port: Int
 

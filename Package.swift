@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "MotanLoop", targets: ["MotanLoop"]),
         .library(name: "MotanCodec", targets: ["MotanCodec"]),
         .library(name: "MotanTransport", targets: ["MotanTransport"]),
+        .library(name: "MotanRegistry", targets: ["MotanRegistry"]),
         .library(name: "MotanHarness", targets: ["MotanHarness"]),
         .executable(name: "motan", targets: ["motan"]),
     ],
@@ -51,6 +52,14 @@ let package = Package(
                 "MotanCodec",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .target(
+            name: "MotanRegistry",
+            dependencies: [
+                "MotanLoop",
+                "MotanTransport",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(

@@ -1,0 +1,215 @@
+import Logging
+import MotanRegistry
+import MotanTransport
+import Synchronization
+
+/// A Motan2 server as a cluster member: a server endpoint, the services it exports, and the
+/// registries that announce them, driven by the heartbeat switch.
+///
+/// Lifecycle (spec: switcher-and-registries.md §2):
+/// - `start()` listens, then registers every service *unavailable* (preview); turning the
+///   heartbeat switch on makes them available, turning it off unavailable again.
+/// - `shutdown()` drains: services unavailable → wait until subscribers can have seen it → stop
+///   accepting and stop answering heartbeats → in-flight requests finish (with a deadline) →
+///   unregister and close the registries → close the endpoint. Nothing in flight is dropped.
+public final class MotanServer: Sendable {
+    public struct Configuration: Sendable {
+        /// Listening address; also the host registries publish, so clients must reach it.
+        public var host: String
+        /// 0 picks a free port.
+        public var port: Int
+        public var group: String
+        /// Extra URL parameters published with every service (e.g. `application`).
+        public var parameters: [String: String]
+        public var registries: [any Registry]
+        public var switcher: Switcher
+        /// Wait between going unavailable and closing the door at shutdown; nil: twice the
+        /// slowest registry's propagation delay.
+        public var propagationWait: Duration?
+        /// How long in-flight requests get to finish once the server stops accepting.
+        public var drainTimeout: Duration
+        /// Shutdown turns the heartbeat switch off for the whole process (Motan's way); false
+        /// marks only this server's registrations unavailable.
+        public var switchOffOnShutdown: Bool
+        public var endpoint: ServerEndpoint.Configuration
+        public var announcer: ServiceAnnouncer.Configuration
+        public var logger: Logger
+
+        public init(
+            host: String = "127.0.0.1", port: Int = 0, group: String = MotanURL.defaultGroup,
+            parameters: [String: String] = [:], registries: [any Registry] = [],
+            switcher: Switcher = .shared, propagationWait: Duration? = nil,
+            drainTimeout: Duration = .seconds(10), switchOffOnShutdown: Bool = true,
+            endpoint: ServerEndpoint.Configuration = .init(),
+            announcer: ServiceAnnouncer.Configuration = .init(),
+            logger: Logger = Logger(label: "motan.server")
+        ) {
+            self.host = host
+            self.port = port
+            self.group = group
+            self.parameters = parameters
+            self.registries = registries
+            self.switcher = switcher
+            self.propagationWait = propagationWait
+            self.drainTimeout = drainTimeout
+            self.switchOffOnShutdown = switchOffOnShutdown
+            self.endpoint = endpoint
+            self.announcer = announcer
+            self.logger = logger
+        }
+    }
+
+    public enum Phase: String, Sendable, Codable {
+        case idle, serving, draining, stopped
+    }
+
+    public let configuration: Configuration
+    public let group: UVEventLoopGroup
+    private let services: ServiceRegistry
+    private let state = Mutex(State())
+
+    private struct State: @unchecked Sendable {
+        var phase: Phase = .idle
+        var endpoint: ServerEndpoint?
+        var announcer: ServiceAnnouncer?
+        var urls: [MotanURL] = []
+    }
+
+    public init(
+        group: UVEventLoopGroup, services: ServiceRegistry, configuration: Configuration = .init()
+    ) {
+        self.group = group
+        self.services = services
+        self.configuration = configuration
+    }
+
+    public var phase: Phase { state.withLock { $0.phase } }
+    /// The URLs this server registered, one per exported service.
+    public var urls: [MotanURL] { state.withLock { $0.urls } }
+    public var endpoint: ServerEndpoint? { state.withLock { $0.endpoint } }
+    public var port: Int? { endpoint?.port }
+
+    /// Listens and registers every service, unavailable until the heartbeat switch is on.
+    public func start() async throws(MotanServerError) {
+        guard state.withLock({ $0.phase }) == .idle else { throw .alreadyStarted }
+        var endpointConfiguration = configuration.endpoint
+        endpointConfiguration.host = configuration.host
+        endpointConfiguration.port = configuration.port
+        let endpoint: ServerEndpoint
+        do {
+            endpoint = try ServerEndpoint(
+                group: group, services: services, configuration: endpointConfiguration)
+        } catch {
+            throw .transport(error)
+        }
+        let urls = services.serviceNames.map { makeURL(path: $0, port: endpoint.port) }
+        let announcer = ServiceAnnouncer(
+            switcher: configuration.switcher, registries: configuration.registries,
+            configuration: configuration.announcer)
+        state.withLock {
+            $0.endpoint = endpoint
+            $0.announcer = announcer
+            $0.urls = urls
+            $0.phase = .serving
+        }
+        configuration.logger.info(
+            "serving \(urls.count) service(s) on \(endpoint.address) in \(configuration.registries.count) registries"
+        )
+        for url in urls {
+            do {
+                try await announcer.register(url)
+            } catch {
+                // Keep serving: direct callers still reach the server, and the log says why
+                // registry callers cannot.
+                configuration.logger.error("could not register \(url): \(error)")
+            }
+        }
+    }
+
+    /// The registry URL of service `path` on this server: what Go and Java clients read.
+    func makeURL(path: String, port: Int) -> MotanURL {
+        var parameters = configuration.parameters
+        parameters["group"] = configuration.group
+        parameters["nodeType"] = "service"
+        parameters["serialization"] = "simple"
+        parameters["export"] = "motan2:\(port)"
+        return MotanURL(
+            protocol: "motan2", host: configuration.host, port: port, path: path,
+            parameters: parameters)
+    }
+
+    /// How long shutdown waits for subscribers to see the services leave.
+    public var propagationWait: Duration {
+        configuration.propagationWait
+            ?? configuration.registries.map(\.propagationDelay).max().map { $0 * 2 } ?? .zero
+    }
+
+    /// Graceful shutdown; returns when the server is closed. Calls made while draining get their
+    /// answers; once the drain deadline passes the rest are cut off, and the log says how many.
+    public func shutdown() async {
+        let taken: (ServerEndpoint?, ServiceAnnouncer?)? = state.withLock { state in
+            guard state.phase == .serving else { return nil }
+            state.phase = .draining
+            return (state.endpoint, state.announcer)
+        }
+        guard let (endpoint, announcer) = taken else { return }
+        let logger = configuration.logger
+        let clock = ContinuousClock()
+        let started = clock.now
+
+        // 1. Unavailable in every registry. Motan's way is to turn the process-wide switch off;
+        // a process that embeds several servers can keep it and take only this one out.
+        if configuration.switchOffOnShutdown {
+            configuration.switcher.setOnline(false, source: SwitchSource("shutdown"))
+            await announcer?.settle()
+            await announcer?.stop()
+        } else {
+            await announcer?.stop()
+            for registry in configuration.registries {
+                do {
+                    try await registry.unavailable(nil)
+                } catch {
+                    logger.warning("shutdown: unavailable in \(registry.url) failed: \(error)")
+                }
+            }
+        }
+        // 2. Subscribers need time to see it; meanwhile the server still answers everything.
+        let wait = propagationWait
+        if wait > .zero {
+            logger.info("shutdown: unavailable in registries; waiting \(wait) for subscribers")
+            try? await Task.sleep(for: wait)
+        }
+        // 3. Close the door: no new connections, and heartbeats close their connection so no
+        // client revives this endpoint.
+        if let endpoint {
+            endpoint.heartbeatsEnabled = false
+            await endpoint.stopAccepting()
+            // 4. Drain what is in flight.
+            let drained = await endpoint.waitUntilIdle(timeout: configuration.drainTimeout)
+            if !drained {
+                logger.warning(
+                    "shutdown: \(endpoint.statistics.inFlight) request(s) still in flight after \(configuration.drainTimeout); closing"
+                )
+            }
+        }
+        // 5. Leave the registries (deletes nodes, closes sessions), then close.
+        for registry in configuration.registries {
+            await registry.close()
+        }
+        await endpoint?.close()
+        state.withLock { $0.phase = .stopped }
+        logger.info("shutdown complete in \(clock.now - started)")
+    }
+}
+
+public enum MotanServerError: Error, Sendable, CustomStringConvertible {
+    case alreadyStarted
+    case transport(TransportError)
+
+    public var description: String {
+        switch self {
+        case .alreadyStarted: "the server was started already"
+        case .transport(let error): error.description
+        }
+    }
+}

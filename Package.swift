@@ -88,7 +88,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MotanTransportTests",
-            dependencies: ["MotanTransport", "MotanLoop", "MotanCodec"]
+            dependencies: ["MotanTransport", "MotanLoop", "MotanCodec", "MotanHarness"]
         ),
         .testTarget(
             name: "MotanCoexistenceTests",

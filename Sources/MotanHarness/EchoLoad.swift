@@ -127,66 +127,80 @@ public final class EchoLoadSession: @unchecked Sendable {
         return EchoLoadSession(clients: clients)
     }
 
+    /// Starts a batch on every connection; returns how many were started (a connection whose
+    /// loop has shut down refuses, and its `completion` never runs).
     private func start(
         roundTrips: Int, deadline: UInt64, completion: @escaping @Sendable (Int) -> Void
-    ) {
+    ) -> Int {
         let perConnection = Swift.max(1, roundTrips / clients.count)
+        var started = 0
         for (client, connection) in clients {
-            connection.loop.execute {
+            let accepted = connection.loop.execute {
                 client.run(
                     on: connection, roundTrips: perConnection, deadlineNanoseconds: deadline,
                     completion: completion)
             }
+            if accepted { started += 1 }
         }
+        return started
     }
 
     /// Runs about `roundTrips` round trips split over the connections; returns how many completed.
-    public func run(roundTrips: Int, timeLimit: Duration) async -> Int {
+    /// Throws `loopShutDown` (after the batches that did start) if a connection's loop has shut down.
+    public func run(roundTrips: Int, timeLimit: Duration) async throws(LoopError) -> Int {
         let deadline =
             DispatchTime.now().uptimeNanoseconds + timeLimit.roundedUpMilliseconds * 1_000_000
         let results = AsyncStream<Int>.makeStream()
-        start(roundTrips: roundTrips, deadline: deadline) { results.continuation.yield($0) }
+        let started = start(roundTrips: roundTrips, deadline: deadline) { results.continuation.yield($0) }
         var total = 0
         var finished = 0
-        for await completed in results.stream {
-            total += completed
-            finished += 1
-            if finished == clients.count { break }
+        if started > 0 {
+            for await completed in results.stream {
+                total += completed
+                finished += 1
+                if finished == started { break }
+            }
         }
+        guard started == clients.count else { throw .loopShutDown }
         return total
     }
 
     /// The same, blocking the calling thread: for benchmark loops that must not hop executors.
-    public func runBlocking(roundTrips: Int, timeLimit: Duration) -> Int {
+    public func runBlocking(roundTrips: Int, timeLimit: Duration) throws(LoopError) -> Int {
         let deadline =
             DispatchTime.now().uptimeNanoseconds + timeLimit.roundedUpMilliseconds * 1_000_000
         let done = DispatchSemaphore(value: 0)
         let total = Counter()
-        start(roundTrips: roundTrips, deadline: deadline) {
+        let started = start(roundTrips: roundTrips, deadline: deadline) {
             total.add($0)
             done.signal()
         }
-        for _ in clients { done.wait() }
+        for _ in 0..<started { done.wait() }
+        guard started == clients.count else { throw .loopShutDown }
         return total.value
     }
 
-    /// All connections' latencies merged.
+    /// All connections' latencies merged. Blocking; never call on a loop thread.
     public func histogram() -> Histogram<UInt64> {
         var merged = Histogram<UInt64>(
             highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
         for (client, connection) in clients {
-            let histogram = connection.loop.runSync { client.histogram }
+            // A finished loop no longer touches its clients: read them here.
+            let histogram = connection.loop.tryRunSync { client.histogram } ?? client.histogram
             merged.add(histogram)
         }
         return merged
     }
 
     public func resetHistograms() {
-        for (client, connection) in clients { connection.loop.runSync { client.resetHistogram() } }
+        for (client, connection) in clients {
+            if connection.loop.tryRunSync({ client.resetHistogram() }) == nil { client.resetHistogram() }
+        }
     }
 
+    /// Closes every connection; those of a loop that has shut down are closed already.
     public func close() {
-        for (_, connection) in clients { connection.loop.runSync { connection.close() } }
+        for (_, connection) in clients { _ = connection.loop.tryRunSync { connection.close() } }
     }
 }
 
@@ -209,7 +223,7 @@ public enum EchoLoad {
             to: address, group: group, connections: connections, depth: depth, frameSize: frameSize)
         defer { session.close() }
         let started = DispatchTime.now().uptimeNanoseconds
-        let completed = await session.run(roundTrips: roundTrips, timeLimit: timeLimit)
+        let completed = try await session.run(roundTrips: roundTrips, timeLimit: timeLimit)
         let elapsed = DispatchTime.now().uptimeNanoseconds - started
         return EchoLoadResult(
             roundTrips: completed, elapsedNanoseconds: elapsed, histogram: session.histogram())
@@ -231,7 +245,7 @@ public final class LoopbackEchoRig: @unchecked Sendable {
         session = try await EchoLoadSession.connect(
             to: server.address, group: clientGroup, connections: connections, depth: depth, frameSize: frameSize)
         // Fill the pools and warm the caches before anything is measured.
-        _ = session.runBlocking(roundTrips: warmupRoundTrips, timeLimit: .seconds(10))
+        _ = try session.runBlocking(roundTrips: warmupRoundTrips, timeLimit: .seconds(10))
         session.resetHistograms()
     }
 

@@ -10,6 +10,8 @@ public struct RPCLoadResult: Sendable, CustomStringConvertible {
     public var failed: Int
     public var elapsedNanoseconds: UInt64
     public var histogram: Histogram<UInt64>
+    /// Why the run could not start (its endpoint's loop has shut down); nil when it ran.
+    public var error: LoopError?
 
     public var callsPerSecond: Double {
         elapsedNanoseconds == 0 ? 0 : Double(succeeded + failed) * 1e9 / Double(elapsedNanoseconds)
@@ -34,12 +36,20 @@ public enum RPCLoad {
         let started = DispatchTime.now().uptimeNanoseconds
         let deadline = started + timeLimit.roundedUpMilliseconds * 1_000_000
         return await withCheckedContinuation { continuation in
-            loop.execute {
+            let accepted = loop.execute {
                 let run = Run(
                     endpoint: endpoint, service: service, method: method, arguments: arguments,
                     quota: calls, deadline: deadline, started: started
                 ) { continuation.resume(returning: $0) }
                 for _ in 0..<Swift.max(1, Swift.min(concurrency, calls)) { run.next() }
+            }
+            if !accepted {
+                continuation.resume(
+                    returning: RPCLoadResult(
+                        succeeded: 0, failed: 0, elapsedNanoseconds: 0,
+                        histogram: Histogram(
+                            highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three),
+                        error: .loopShutDown))
             }
         }
     }
@@ -99,7 +109,8 @@ public enum RPCLoad {
         private func finish(at now: UInt64) {
             done(
                 RPCLoadResult(
-                    succeeded: succeeded, failed: failed, elapsedNanoseconds: now - started, histogram: histogram))
+                    succeeded: succeeded, failed: failed, elapsedNanoseconds: now - started, histogram: histogram,
+                    error: nil))
         }
     }
 }

@@ -73,6 +73,9 @@ public final class LoopTimer: LoopHandleOwner {
     }
 
     func closeForLoopShutdown() {
+        // The sweep collects owners before closing any: an owner closed earlier in the same sweep
+        // (a connection cancelling its connect timer) may have closed this one already.
+        guard isActive else { return }
         isActive = false
         closeHandle()
     }

@@ -26,21 +26,117 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
         case connecting, open, closing, closed
     }
 
-    public let loop: UVEventLoop
-    public private(set) var state: State
-    public var delegate: TCPConnectionDelegate?
-    public private(set) var closeReason: CloseReason?
-    /// Free for the owner of the connection to attach its own state.
-    public var userData: AnyObject?
+    /// The connection's state at one moment, for threads other than its loop's.
+    public struct Snapshot: Sendable, Equatable {
+        public var state: State
+        public var closeReason: CloseReason?
+        public var isWritable: Bool
+        public var pendingWriteBytes: Int
+        public var isWriteShutDown: Bool
+        public var isReadEOF: Bool
+    }
 
+    public let loop: UVEventLoop
+
+    // The public properties below belong to the loop thread: each access checks that it runs
+    // there, because a read from another thread races the loop's writes. Other threads use
+    // `snapshot()`. Inside the class the unchecked storage is used directly.
+
+    public var state: State {
+        loop.preconditionInEventLoop()
+        return currentState
+    }
+    public var delegate: TCPConnectionDelegate? {
+        get {
+            loop.preconditionInEventLoop()
+            return currentDelegate
+        }
+        set {
+            loop.preconditionInEventLoop()
+            currentDelegate = newValue
+        }
+    }
+    public var closeReason: CloseReason? {
+        loop.preconditionInEventLoop()
+        return currentCloseReason
+    }
+    /// Free for the owner of the connection to attach its own state.
+    public var userData: AnyObject? {
+        get {
+            loop.preconditionInEventLoop()
+            return currentUserData
+        }
+        set {
+            loop.preconditionInEventLoop()
+            currentUserData = newValue
+        }
+    }
     /// Above this many unwritten bytes the connection reports itself not writable...
-    public var highWatermark = 1 << 20
+    public var highWatermark: Int {
+        get {
+            loop.preconditionInEventLoop()
+            return currentHighWatermark
+        }
+        set {
+            loop.preconditionInEventLoop()
+            currentHighWatermark = newValue
+        }
+    }
     /// ...and writable again once they drain below this.
-    public var lowWatermark = 256 << 10
-    public private(set) var isWritable = true
-    public private(set) var pendingWriteBytes = 0
-    public private(set) var isWriteShutDown = false
-    public private(set) var isReadEOF = false
+    public var lowWatermark: Int {
+        get {
+            loop.preconditionInEventLoop()
+            return currentLowWatermark
+        }
+        set {
+            loop.preconditionInEventLoop()
+            currentLowWatermark = newValue
+        }
+    }
+    public var isWritable: Bool {
+        loop.preconditionInEventLoop()
+        return writable
+    }
+    public var pendingWriteBytes: Int {
+        loop.preconditionInEventLoop()
+        return pendingBytes
+    }
+    public var isWriteShutDown: Bool {
+        loop.preconditionInEventLoop()
+        return writeShutDown
+    }
+    public var isReadEOF: Bool {
+        loop.preconditionInEventLoop()
+        return readEOF
+    }
+
+    /// The connection's state, read on its loop. Any thread; throws once the loop has shut down.
+    public func snapshot() async throws(LoopError) -> Snapshot {
+        let result: Result<Snapshot, LoopError> = await withCheckedContinuation { continuation in
+            let accepted = loop.execute { continuation.resume(returning: .success(self.currentSnapshot)) }
+            if !accepted { continuation.resume(returning: .failure(.loopShutDown)) }
+        }
+        return try result.get()
+    }
+
+    /// Loop thread only.
+    public var currentSnapshot: Snapshot {
+        loop.preconditionInEventLoop()
+        return Snapshot(
+            state: currentState, closeReason: currentCloseReason, isWritable: writable,
+            pendingWriteBytes: pendingBytes, isWriteShutDown: writeShutDown, isReadEOF: readEOF)
+    }
+
+    private var currentState: State
+    private var currentDelegate: TCPConnectionDelegate?
+    private var currentCloseReason: CloseReason?
+    private var currentUserData: AnyObject?
+    private var currentHighWatermark = 1 << 20
+    private var currentLowWatermark = 256 << 10
+    private var writable = true
+    private var pendingBytes = 0
+    private var writeShutDown = false
+    private var readEOF = false
 
     let handle: UnsafeMutablePointer<uv_tcp_t>
     private var connectRequest: UnsafeMutablePointer<uv_connect_t>?
@@ -66,7 +162,7 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     /// A handle on `loop`, not yet connected; the object lives until its close callback.
     init(loop: UVEventLoop, state: State) {
         self.loop = loop
-        self.state = state
+        self.currentState = state
         handle = .allocate(capacity: 1)
         uv_tcp_init(loop.uvLoop, handle)
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
@@ -82,7 +178,7 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     ) {
         loop.preconditionInEventLoop()
         let connection = TCPConnection(loop: loop, state: .connecting)
-        connection.delegate = delegate
+        connection.currentDelegate = delegate
         connection.connectAddress = address
         connection.connectCompletion = completion
         let request = UnsafeMutablePointer<uv_connect_t>.allocate(capacity: 1)
@@ -122,11 +218,12 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
         delegate: @escaping @Sendable () -> TCPConnectionDelegate
     ) async throws(LoopError) -> TCPConnection {
         let result: Result<TCPConnection, LoopError> = await withCheckedContinuation { continuation in
-            loop.execute {
+            let accepted = loop.execute {
                 connect(to: address, on: loop, timeout: timeout, delegate: delegate()) {
                     continuation.resume(returning: $0)
                 }
             }
+            if !accepted { continuation.resume(returning: .failure(.loopShutDown)) }
         }
         return try result.get()
     }
@@ -146,7 +243,7 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
         let completion = connectCompletion
         connectCompletion = nil
         let address = connectAddress?.description ?? "?"
-        if status == 0 && state == .connecting {
+        if status == 0 && currentState == .connecting {
             becomeOpen()
             startReading()
             completion?(.success(self))
@@ -154,9 +251,9 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
             return
         }
         let error: LoopError
-        if closeReason == .connectTimeout {
+        if currentCloseReason == .connectTimeout {
             error = .connectTimeout(address: address, milliseconds: connectTimeoutMilliseconds ?? 0)
-        } else if closeReason == .loopShutdown {
+        } else if currentCloseReason == .loopShutdown {
             error = .loopShutDown
         } else {
             error = .connectFailed(address: address, UVError(status))
@@ -168,7 +265,7 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     // MARK: open
 
     func becomeOpen() {
-        state = .open
+        currentState = .open
         wasOpen = true
         uv_tcp_nodelay(handle, 1)
     }
@@ -176,7 +273,7 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     /// Starts delivering reads to the delegate. Connections made by `connect` read from the start.
     public func startReading() {
         loop.preconditionInEventLoop()
-        guard state == .open else { return }
+        guard currentState == .open else { return }
         uv_read_start(
             stream,
             { handle, _, buffer in
@@ -195,19 +292,19 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
 
     public func stopReading() {
         loop.preconditionInEventLoop()
-        guard state == .open else { return }
+        guard currentState == .open else { return }
         uv_read_stop(stream)
     }
 
     private func didRead(_ nread: Int) {
         if nread > 0 {
-            delegate?.connectionDidRead(
+            currentDelegate?.connectionDidRead(
                 self, UnsafeRawBufferPointer(start: loop.readBuffer.baseAddress, count: nread))
         } else if nread == Int(UVError.eof.code) {
-            isReadEOF = true
-            delegate?.connectionDidReadEOF(self)
+            readEOF = true
+            currentDelegate?.connectionDidReadEOF(self)
             // Both directions are done (or nobody is listening): nothing more can happen on this socket.
-            if isWriteShutDown || delegate == nil { close(.remoteClosed) }
+            if writeShutDown || currentDelegate == nil { close(.remoteClosed) }
         } else if nread < 0 {
             close(.socketError(UVError(Int32(nread))))
         }
@@ -215,13 +312,15 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
 
     /// The socket's descriptor while the connection is open (diagnostics; do not read or write it).
     public var fileDescriptor: Int32? {
-        guard state == .open || state == .connecting else { return nil }
+        loop.preconditionInEventLoop()
+        guard currentState == .open || currentState == .connecting else { return nil }
         var fd = uv_os_fd_t()
         return uv_fileno(rawHandle, &fd) == 0 ? Int32(fd) : nil
     }
 
     public var remoteAddress: TCPAddress? {
-        guard state == .open || state == .connecting else { return connectAddress }
+        loop.preconditionInEventLoop()
+        guard currentState == .open || currentState == .connecting else { return connectAddress }
         var storage = sockaddr_storage()
         var length = Int32(MemoryLayout<sockaddr_storage>.size)
         let rc = withUnsafeMutablePointer(to: &storage) {
@@ -271,11 +370,11 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     }
 
     private func acceptsWrites(_ completion: WriteCompletion?) -> Bool {
-        if state == .closing || state == .closed {
-            completion?(.failure(.connectionClosed(closeReason ?? .local)))
+        if currentState == .closing || currentState == .closed {
+            completion?(.failure(.connectionClosed(currentCloseReason ?? .local)))
             return false
         }
-        if isWriteShutDown {
+        if writeShutDown {
             completion?(.failure(.connectionClosed(.local)))
             return false
         }
@@ -285,17 +384,17 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     private func enqueued(_ count: Int, _ completion: WriteCompletion?) {
         if let completion { queuedCompletions.append(completion) }
         queuedBytes += count
-        pendingWriteBytes += count
-        if isWritable && pendingWriteBytes > highWatermark {
-            isWritable = false
-            delegate?.connectionWritabilityChanged(self, isWritable: false)
+        pendingBytes += count
+        if writable && pendingBytes > currentHighWatermark {
+            writable = false
+            currentDelegate?.connectionWritabilityChanged(self, isWritable: false)
         }
     }
 
     /// Sends everything queued in one `uv_write`.
     public func flush() {
         loop.preconditionInEventLoop()
-        guard state == .open, !queued.isEmpty || !queuedCompletions.isEmpty else { return }
+        guard currentState == .open, !queued.isEmpty || !queuedCompletions.isEmpty else { return }
         let request = loop.writeRequestPool.take()
         swap(&request.chunks, &queued)
         swap(&request.completions, &queuedCompletions)
@@ -316,12 +415,12 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     }
 
     private func writeFinished(_ request: WriteRequest, status: Int32) {
-        pendingWriteBytes -= request.byteCount
+        pendingBytes -= request.byteCount
         let result: Result<Void, LoopError>
         if status == 0 {
             result = .success(())
         } else if status == UVError.canceled.code {
-            result = .failure(.connectionClosed(closeReason ?? .local))
+            result = .failure(.connectionClosed(currentCloseReason ?? .local))
         } else {
             result = .failure(.writeFailed(UVError(status)))
         }
@@ -332,21 +431,21 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
         if status != 0 && status != UVError.canceled.code {
             close(.socketError(UVError(status)))
         }
-        if !isWritable && pendingWriteBytes < lowWatermark && state == .open {
-            isWritable = true
-            delegate?.connectionWritabilityChanged(self, isWritable: true)
+        if !writable && pendingBytes < currentLowWatermark && currentState == .open {
+            writable = true
+            currentDelegate?.connectionWritabilityChanged(self, isWritable: true)
         }
     }
 
     /// Half-close: flushes, then shuts down the sending side once all writes are out. Reading goes on.
     public func shutdownWrite(completion: WriteCompletion? = nil) {
         loop.preconditionInEventLoop()
-        guard state == .open, !isWriteShutDown else {
-            completion?(.failure(.connectionClosed(closeReason ?? .local)))
+        guard currentState == .open, !writeShutDown else {
+            completion?(.failure(.connectionClosed(currentCloseReason ?? .local)))
             return
         }
         flush()
-        isWriteShutDown = true
+        writeShutDown = true
         shutdownCompletion = completion
         let request = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
         shutdownRequest = request
@@ -364,12 +463,12 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
         shutdownCompletion = nil
         if status == 0 {
             completion?(.success(()))
-            if isReadEOF { close(.remoteClosed) }
+            if readEOF { close(.remoteClosed) }
         } else {
             completion?(
                 .failure(
                     status == UVError.canceled.code
-                        ? .connectionClosed(closeReason ?? .local) : .writeFailed(UVError(status))))
+                        ? .connectionClosed(currentCloseReason ?? .local) : .writeFailed(UVError(status))))
         }
     }
 
@@ -379,16 +478,16 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     /// in-flight ones when libuv cancels them, before `connectionDidClose`.
     public func close(_ reason: CloseReason = .local) {
         loop.preconditionInEventLoop()
-        guard state == .connecting || state == .open else { return }
-        state = .closing
-        closeReason = reason
+        guard currentState == .connecting || currentState == .open else { return }
+        currentState = .closing
+        currentCloseReason = reason
         connectTimer?.cancel()
         connectTimer = nil
         let failed = queuedCompletions
         queuedCompletions.removeAll()
         for chunk in queued { loop.bufferPool.recycle(chunk) }
         queued.removeAll()
-        pendingWriteBytes -= queuedBytes
+        pendingBytes -= queuedBytes
         queuedBytes = 0
         uv_close(rawHandle) { raw in
             let connection = Unmanaged<TCPConnection>.fromOpaque(raw!.pointee.data).takeRetainedValue()
@@ -398,17 +497,17 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     }
 
     private func closeFinished() {
-        state = .closed
+        currentState = .closed
         handle.deallocate()
         connectRequest?.deallocate()
         connectRequest = nil
         shutdownRequest?.deallocate()
         shutdownRequest = nil
-        let delegate = self.delegate
-        self.delegate = nil
-        userData = nil
+        let delegate = currentDelegate
+        currentDelegate = nil
+        currentUserData = nil
         if wasOpen {
-            delegate?.connectionDidClose(self, reason: closeReason ?? .local)
+            delegate?.connectionDidClose(self, reason: currentCloseReason ?? .local)
         }
     }
 

@@ -133,11 +133,16 @@ public final class TCPServer: @unchecked Sendable {
     }
 
     /// Binds `host:port` on every loop of `group` (port 0 picks a free port, shared by all loops).
-    /// Blocks the calling thread until all listeners are up; never call it on a loop thread.
+    /// A port some other socket listens on fails with `bindFailed` (EADDRINUSE), even though this
+    /// server's own listeners share theirs. Blocks the calling thread until all listeners are up;
+    /// never call it on a loop thread.
     public static func bind(
         host: String, port: Int, on group: UVEventLoopGroup, backlog: Int32 = 1024,
         initializer: @escaping ConnectionInitializer
     ) throws(LoopError) -> TCPServer {
+        UVEventLoop.preconditionNotOnLoopThread("TCPServer.bind")
+        // Port 0 needs no check: the kernel never hands out a port that is in use.
+        if port != 0 { try claimPort(TCPAddress(host: host, port: port)) }
         var listeners: [TCPListener] = []
         var boundPort = port
         for loop in group.loops {
@@ -161,15 +166,73 @@ public final class TCPServer: @unchecked Sendable {
 
     public var port: Int { address.port }
 
-    /// Stops accepting on every loop and waits until each listener's handle is closed.
+    /// Stops accepting on every loop and waits until each listener's handle is closed. Never call
+    /// on a loop thread: use `close() async` from async code, `close(then:)` from a loop.
     public func close() {
         Self.closeAll(listeners)
     }
 
+    /// Stops accepting on every loop and returns once each listener's handle is closed.
+    public func close() async {
+        await withCheckedContinuation { continuation in close { continuation.resume() } }
+    }
+
+    /// Stops accepting on every loop; `done` runs once every listener's handle is closed. Any thread.
+    public func close(then done: @escaping @Sendable () -> Void) {
+        let countdown = Countdown(listeners.count, then: done)
+        for listener in listeners {
+            // A loop that refuses work has shut down and closed its listener already.
+            if !listener.loop.execute({ listener.close { countdown.tick() } }) { countdown.tick() }
+        }
+    }
+
     private static func closeAll(_ listeners: [TCPListener]) {
+        UVEventLoop.preconditionNotOnLoopThread("TCPServer.close")
         let done = DispatchSemaphore(value: 0)
-        // A loop that refuses work has shut down and closed its listener already.
         let closing = listeners.filter { listener in listener.loop.execute { listener.close { done.signal() } } }
         for _ in closing { done.wait() }
     }
+
+    /// Fails with EADDRINUSE if any socket listens on `address`. Every listener of a server sets
+    /// SO_REUSEPORT so the kernel can spread connections over the loops, and with it a second
+    /// server of the same user would bind the same port and silently take half the connections.
+    /// A socket without SO_REUSEPORT cannot share a port with anything that listens on it, so
+    /// binding one first (and closing it again) proves the port is free. SO_REUSEADDR is set, as
+    /// libuv sets it on the listeners, so connections of an earlier server in TIME_WAIT do not count.
+    ///
+    /// What remains is a race: another server that claims the same port between this check and
+    /// our first `listen` (or before its own) still shares it.
+    private static func claimPort(_ address: TCPAddress) throws(LoopError) {
+        try address.withSockAddr { (addr) throws(LoopError) in
+            let family = Int32(addr.pointee.sa_family)
+            let fd = socket(family, socketStreamType, 0)
+            guard fd >= 0 else { throw LoopError.bindFailed(address: address.description, UVError(-errno)) }
+            defer { closeSocket(fd) }
+            var on: Int32 = 1
+            var off: Int32 = 0
+            let size = socklen_t(MemoryLayout<Int32>.size)
+            _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, size)
+            // As libuv binds IPv6 listeners: dual stack.
+            if family == AF_INET6 { _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &off, size) }
+            let length = socklen_t(
+                family == AF_INET6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
+            guard bindSocket(fd, addr, length) == 0 else {
+                throw LoopError.bindFailed(address: address.description, UVError(-errno))
+            }
+        }
+    }
 }
+
+#if canImport(Glibc)
+    private let socketStreamType = Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue)
+    private func closeSocket(_ fd: Int32) { _ = Glibc.close(fd) }
+    private func bindSocket(_ fd: Int32, _ addr: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
+        Glibc.bind(fd, addr, length)
+    }
+#else
+    private let socketStreamType = SOCK_STREAM
+    private func closeSocket(_ fd: Int32) { _ = Darwin.close(fd) }
+    private func bindSocket(_ fd: Int32, _ addr: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
+        Darwin.bind(fd, addr, length)
+    }
+#endif

@@ -17,6 +17,23 @@ protocol LoopHandleOwner: AnyObject {
     func closeForLoopShutdown()
 }
 
+/// A per-loop value of a higher layer (a timer wheel, a heartbeat manager), kept by the loop for
+/// as long as it runs and let go of when it finishes, so nothing it holds outlives the loop.
+package protocol LoopLocal: AnyObject, Sendable {
+    /// Runs once, on the loop thread, after the loop has run dry and before it drops the value:
+    /// the place to forget work that can no longer happen.
+    func loopDidFinish()
+}
+
+/// Every loop thread carries its loop here (unretained), so any code can tell it is on a loop
+/// thread, and blocking calls can refuse to run on one.
+private let loopThreadKey: pthread_key_t = {
+    var key = pthread_key_t()
+    let rc = pthread_key_create(&key, nil)
+    precondition(rc == 0, "pthread_key_create failed: \(rc)")
+    return key
+}()
+
 /// One libuv loop on its own thread. Everything that touches the loop's handles runs on that
 /// thread; other threads hand work over with `execute`.
 public final class UVEventLoop: @unchecked Sendable {
@@ -45,7 +62,10 @@ public final class UVEventLoop: @unchecked Sendable {
     private let submitters = Atomic<Int>(0)
     private let started = DispatchSemaphore(value: 0)
     private var thread = pthread_t()
-    private let loopThreadID = Atomic<UInt>(0)
+    /// Who waits for the loop thread to finish; set once it has.
+    private let completion = Mutex<(finished: Bool, waiters: [@Sendable () -> Void])>((false, []))
+    /// Values of higher layers, one per type; dropped when the loop finishes.
+    private let locals = Mutex<(finished: Bool, values: [ObjectIdentifier: any LoopLocal])>((false, [:]))
 
     // Loop-thread state below: no locks, only ever touched from the loop thread.
 
@@ -86,6 +106,9 @@ public final class UVEventLoop: @unchecked Sendable {
                 return nil
             }, retained)
         precondition(rcThread == 0, "pthread_create failed: \(rcThread)")
+        // Nobody joins: shutdown waits for the end of the loop's work instead, which async callers
+        // can await without holding a thread.
+        pthread_detach(thread)
         started.wait()
     }
 
@@ -98,7 +121,7 @@ public final class UVEventLoop: @unchecked Sendable {
 
     private func runOnThread() {
         cmotan_set_thread_name(String(name.prefix(15)))
-        loopThreadID.store(currentThreadID(), ordering: .releasing)
+        pthread_setspecific(loopThreadKey, Unmanaged.passUnretained(self).toOpaque())
         started.signal()
         uv_run(uvLoop, UV_RUN_DEFAULT)
         lifecycle.store(Lifecycle.refusing.rawValue, ordering: .sequentiallyConsistent)
@@ -112,6 +135,34 @@ public final class UVEventLoop: @unchecked Sendable {
         }
         bufferPool.drain()
         writeRequestPool.drain()
+        finishLocals()
+        pthread_setspecific(loopThreadKey, nil)
+        let waiters = completion.withLock { state in
+            state.finished = true
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter() }
+    }
+
+    private func finishLocals() {
+        let values = locals.withLock { state in
+            state.finished = true
+            defer { state.values.removeAll() }
+            return Array(state.values.values)
+        }
+        for value in values { value.loopDidFinish() }
+    }
+
+    /// The loop's one value of type `T`, made by `make` on first use. Any thread. A loop that has
+    /// finished keeps nothing: each call then gets a fresh value, which nothing on the loop uses.
+    package func local<T: LoopLocal>(_ type: T.Type, orMake make: () -> T) -> T {
+        locals.withLock { state in
+            if let existing = state.values[ObjectIdentifier(type)] { return existing as! T }
+            let value = make()
+            if !state.finished { state.values[ObjectIdentifier(type)] = value }
+            return value
+        }
     }
 
     /// Work accepted while the loop was shutting down still runs, so whoever submitted it gets an
@@ -133,7 +184,28 @@ public final class UVEventLoop: @unchecked Sendable {
 
     /// True on this loop's thread.
     public var inEventLoop: Bool {
-        currentThreadID() == loopThreadID.load(ordering: .acquiring)
+        pthread_getspecific(loopThreadKey) == Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    /// The loop whose thread this is; nil off every loop thread.
+    public static var current: UVEventLoop? {
+        pthread_getspecific(loopThreadKey).map { Unmanaged<UVEventLoop>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    /// True on the thread of any loop.
+    public static var isLoopThread: Bool { pthread_getspecific(loopThreadKey) != nil }
+
+    /// Stops a blocking call made on a loop thread. Blocking there stalls every connection of that
+    /// loop, and two loops waiting on each other never wake up again, so it is always a bug.
+    public static func preconditionNotOnLoopThread(
+        _ operation: @autoclosure () -> String, file: StaticString = #fileID, line: UInt = #line
+    ) {
+        if let loop = current {
+            preconditionFailure(
+                "\(operation()) blocks, and was called on the thread of event loop \(loop.name): it could "
+                    + "deadlock. Use its async form, or hand the work over with execute.",
+                file: file, line: line)
+        }
     }
 
     public func preconditionInEventLoop(file: StaticString = #fileID, line: UInt = #line) {
@@ -164,9 +236,9 @@ public final class UVEventLoop: @unchecked Sendable {
     }
 
     /// Runs `work` on the loop and blocks the calling thread for the result; nil if the loop has
-    /// shut down. Never call on the loop.
+    /// shut down. Never call on any loop's thread: use `submit` from async code.
     public func tryRunSync<T>(_ work: @escaping () -> T) -> T? {
-        precondition(!inEventLoop, "runSync would deadlock on its own loop")
+        Self.preconditionNotOnLoopThread("runSync on event loop \(name)")
         let done = DispatchSemaphore(value: 0)
         nonisolated(unsafe) var result: T?
         nonisolated(unsafe) let work = work
@@ -233,15 +305,33 @@ public final class UVEventLoop: @unchecked Sendable {
         }
     }
 
-    /// Closes every handle on the loop and waits for the thread to finish. Call from outside the loop.
+    /// Closes every handle on the loop and blocks until the loop thread has finished. Never call
+    /// on any loop's thread: use `shutdown()` from async code, `shutdown(then:)` from a loop.
     public func syncShutdown() {
-        precondition(!inEventLoop, "syncShutdown would deadlock on its own loop")
+        Self.preconditionNotOnLoopThread("syncShutdown of event loop \(name)")
+        let done = DispatchSemaphore(value: 0)
+        shutdown { done.signal() }
+        done.wait()
+    }
+
+    /// Closes every handle on the loop and returns once the loop thread has finished.
+    public func shutdown() async {
+        await withCheckedContinuation { continuation in shutdown { continuation.resume() } }
+    }
+
+    /// Starts shutting the loop down and returns at once; `done` runs once the loop thread has
+    /// finished its work (on that thread, or right here if it already has). Any thread.
+    public func shutdown(then done: @escaping @Sendable () -> Void) {
+        let finished = completion.withLock { state in
+            if !state.finished { state.waiters.append(done) }
+            return state.finished
+        }
+        if finished { return done() }
         if lifecycle.compareExchange(
             expected: Lifecycle.running.rawValue, desired: Lifecycle.shuttingDown.rawValue,
             ordering: .acquiringAndReleasing
         ).exchanged {
             uv_async_send(wakeup)
-            pthread_join(thread, nil)
         }
     }
 
@@ -298,18 +388,41 @@ public final class UVEventLoopGroup: Sendable {
         return loops[index % loops.count]
     }
 
+    /// Shuts every loop down at once and blocks until all have finished. Never call on any
+    /// loop's thread: use `shutdown()` from async code.
     public func syncShutdown() {
-        for loop in loops { loop.syncShutdown() }
+        UVEventLoop.preconditionNotOnLoopThread("UVEventLoopGroup.syncShutdown")
+        let done = DispatchSemaphore(value: 0)
+        for loop in loops { loop.shutdown { done.signal() } }
+        for _ in loops { done.wait() }
+    }
+
+    /// Shuts every loop down at once and returns when all have finished.
+    public func shutdown() async {
+        await withCheckedContinuation { continuation in shutdown { continuation.resume() } }
+    }
+
+    /// Starts shutting every loop down; `done` runs once, when the last has finished. Any thread.
+    public func shutdown(then done: @escaping @Sendable () -> Void) {
+        let countdown = Countdown(loops.count, then: done)
+        for loop in loops { loop.shutdown { countdown.tick() } }
     }
 }
 
-@inline(__always)
-private func currentThreadID() -> UInt {
-    #if canImport(Darwin)
-        return UInt(bitPattern: pthread_self())
-    #else
-        return UInt(pthread_self())
-    #endif
+/// Runs `done` once, when the last of `count` parts has ticked (at once for none).
+final class Countdown: Sendable {
+    private let remaining: Atomic<Int>
+    private let done: @Sendable () -> Void
+
+    init(_ count: Int, then done: @escaping @Sendable () -> Void) {
+        remaining = Atomic(count)
+        self.done = done
+        if count == 0 { done() }
+    }
+
+    func tick() {
+        if remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { done() }
+    }
 }
 
 /// libuv writes with plain `write`/`writev`, so a write to a socket the peer has reset raises

@@ -180,13 +180,25 @@ public final class ClientEndpoint: @unchecked Sendable {
     }
 
     /// Closes every connection, fails pending calls with `.endpointClosed` and stops probing at
-    /// once. Any thread; blocks a caller off the loop until done.
+    /// once. On the endpoint's loop it returns at once; elsewhere it blocks until done, so it must
+    /// not be called on another loop's thread (async code uses `close() async`).
     public func close() {
         if loop.inEventLoop {
             closeOnLoop()
         } else {
             // nil: the loop has shut down, and its shutdown closed the connections and failed the calls.
             _ = loop.tryRunSync { self.closeOnLoop() }
+        }
+    }
+
+    /// `close()` for any thread or task, without blocking.
+    public func close() async {
+        await withCheckedContinuation { continuation in
+            let accepted = loop.execute {
+                self.closeOnLoop()
+                continuation.resume()
+            }
+            if !accepted { continuation.resume() }
         }
     }
 

@@ -48,8 +48,7 @@ public final class HeartbeatManager: @unchecked Sendable {
         }
     }
 
-    // Unowned: the per-loop registry must not keep a finished loop alive; endpoints hold it.
-    public unowned let loop: UVEventLoop
+    public let loop: UVEventLoop
     public let configuration: Configuration
     private var probes: [ObjectIdentifier: Probe] = [:]
     private var idleWatched: [ObjectIdentifier: ClientEndpoint] = [:]
@@ -68,15 +67,37 @@ public final class HeartbeatManager: @unchecked Sendable {
         LoopServices.of(loop, configuration: configuration).heartbeats
     }
 
-    /// Whether the probe timer exists right now. Any thread; false once the loop has shut down.
+    /// Whether the probe timer exists right now. False once the loop has shut down. On the loop,
+    /// or blocking a thread that is no loop's: async code uses `timerRunning()`.
     public var isTimerRunning: Bool { onLoop(orIfShutDown: false) { self.timer != nil } }
 
-    /// Endpoints currently being probed. Any thread; 0 once the loop has shut down.
+    /// Endpoints currently being probed; 0 once the loop has shut down. On the loop, or blocking
+    /// a thread that is no loop's: async code uses `probedEndpoints()`.
     public var probedEndpointCount: Int { onLoop(orIfShutDown: 0) { self.probes.count } }
+
+    /// `isTimerRunning`, from any thread or task without blocking.
+    public func timerRunning() async -> Bool { await onLoop(orIfShutDown: false) { self.timer != nil } }
+
+    /// `probedEndpointCount`, from any thread or task without blocking.
+    public func probedEndpoints() async -> Int { await onLoop(orIfShutDown: 0) { self.probes.count } }
 
     /// A shut-down loop closed the timer and forgot every probe, so the fallback is the truth.
     private func onLoop<T>(orIfShutDown fallback: T, _ body: @escaping () -> T) -> T {
         loop.inEventLoop ? body() : loop.tryRunSync(body) ?? fallback
+    }
+
+    private func onLoop<T: Sendable>(
+        orIfShutDown fallback: T, _ body: @escaping @Sendable () -> T
+    ) async -> T {
+        (try? await loop.submit(body)) ?? fallback
+    }
+
+    /// The loop has finished: its timer is closed and no probe can run; forget every endpoint,
+    /// so that none stays alive through the manager.
+    func loopDidFinish() {
+        probes = [:]
+        idleWatched = [:]
+        timer = nil
     }
 
     // MARK: membership (loop thread)

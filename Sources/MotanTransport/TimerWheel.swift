@@ -20,8 +20,7 @@ final class TimerWheel {
         var target: TimerWheelTarget
     }
 
-    // Unowned: the per-loop registry must not keep a finished loop alive.
-    unowned let loop: UVEventLoop
+    let loop: UVEventLoop
     /// Resolution: deadlines fire up to one tick late, never early.
     let tickMilliseconds: UInt64
     private var slots: [[Entry]]
@@ -75,6 +74,15 @@ final class TimerWheel {
             timer?.cancel()
             timer = nil
         }
+    }
+
+    /// The loop has finished: no deadline can fire any more, and the entries would keep their
+    /// targets (and through them the loop) alive.
+    func loopDidFinish() {
+        for index in slots.indices { slots[index] = [] }
+        due = []
+        count = 0
+        timer = nil
     }
 
     private func expire(slot index: Int, now: UInt64) {

@@ -19,7 +19,7 @@ struct LifecycleTests {
         // Each loop keeps its own descriptors until shutdown: epoll, eventfd, and after its first
         // listen a reserve /dev/null descriptor libuv uses to shed connections on EMFILE. Count from
         // after a first listen, then check the shutdown releases those too.
-        try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in nil }.close()
+        try await TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in nil }.close()
         let fdsWithLoops = openFileDescriptorCount()
         let dumpWithLoops = fdsDump()
         let serverClosed = LockedCounter(buckets: 1)
@@ -77,7 +77,7 @@ struct LifecycleTests {
             }
         }
         #expect(echoedOK == 1000)
-        server.close()
+        await server.close()
         // Server-side closes follow the clients' FINs asynchronously; wait for all 1,000 (bounded).
         for _ in 0..<500 where serverClosed.values[0] < 1000 {
             try await Task.sleep(for: .milliseconds(10))

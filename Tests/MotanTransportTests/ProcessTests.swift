@@ -154,8 +154,9 @@ struct ProcessTests {
         #expect(result.sent == result.succeeded + result.failed)
         #expect(result.succeeded >= killAfter)
         #expect(result.failed > 0)
-        // The timeout bounds every call; the slack covers scheduling on a loaded machine.
-        #expect(result.slowest < timeout + .seconds(2))
+        // The timeout bounds every call, measured from the call's own start; the slack covers
+        // the wheel's tick and the hops between the task and the loop on a loaded machine.
+        #expect(result.slowest < timeout + .milliseconds(400), "slowest call took \(result.slowest)")
         #expect(!endpoint.isAvailable)
     }
 
@@ -179,9 +180,11 @@ struct ProcessTests {
         #expect(server.state == "T")
         let clock = ContinuousClock()
         let stopped = clock.now
-        // Within idle interval + heartbeat timeout (+ one 50 ms manager period and slack).
-        #expect(await eventually(timeout: .seconds(2)) { !endpoint.isAvailable })
-        #expect(clock.now - stopped < .seconds(2))
+        #expect(await eventually(timeout: .seconds(5)) { !endpoint.isAvailable })
+        // Within idle interval (100 ms) + heartbeat timeout (300 ms) + one 50 ms manager period;
+        // the rest is slack for a loaded machine, far below the wait above.
+        let detected = try #require(client.firstUnavailableAt) - stopped
+        #expect(detected < .milliseconds(1200), "unavailable after \(detected)")
         #expect(client.stateChanges.first.map { "\($0)" }?.contains("keepalive") == true)
 
         server.signal(SIGCONT)

@@ -24,7 +24,7 @@ let benchmarks: @Sendable () -> Void = {
         Benchmark(name, configuration: configuration) { benchmark in
             rig.session.resetHistograms()
             benchmark.startMeasurement()
-            let completed = rig.session.runBlocking(
+            let completed = try! rig.session.runBlocking(
                 roundTrips: benchmark.scaledIterations.count, timeLimit: .seconds(10))
             benchmark.stopMeasurement()
             precondition(completed >= benchmark.scaledIterations.count - connections)

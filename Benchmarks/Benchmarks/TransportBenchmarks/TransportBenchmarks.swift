@@ -210,7 +210,7 @@ let benchmarks: @Sendable () -> Void = {
         Benchmark(name, configuration: configuration) { benchmark in
             rawRig.session.resetHistograms()
             benchmark.startMeasurement()
-            _ = rawRig.session.runBlocking(roundTrips: benchmark.scaledIterations.count, timeLimit: .seconds(10))
+            _ = try! rawRig.session.runBlocking(roundTrips: benchmark.scaledIterations.count, timeLimit: .seconds(10))
             benchmark.stopMeasurement()
             let histogram = rawRig.session.histogram()
             let values = [histogram.valueAtPercentile(50), histogram.valueAtPercentile(99)]

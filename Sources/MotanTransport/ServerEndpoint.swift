@@ -57,7 +57,7 @@ public final class ServerEndpoint: Sendable {
     }
 
     public let configuration: Configuration
-    private let shared: ServerShared
+    let shared: ServerShared
     private let server: TCPServer
     private let group: UVEventLoopGroup
 

@@ -70,8 +70,9 @@ struct ServerHardeningTests {
         let peer = try await fixture.connectPeer()
         defer { peer.close() }
         peer.send(requestFrame(id: 1, service: service, method: "dropLater"))
-        peer.send(requestFrame(id: 2, service: service, method: "dropLater"))
         #expect(await peer.response(to: 1)?.errorInfo?.errcode == 500)
+        // The slot is free again once the answer is out.
+        peer.send(requestFrame(id: 2, service: service, method: "dropLater"))
         #expect(await peer.response(to: 2)?.errorInfo?.errcode == 500)
         #expect(fixture.server.statistics.rejected == 0)
         #expect(await eventually { fixture.server.statistics.inFlight == 0 })

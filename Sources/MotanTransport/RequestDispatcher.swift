@@ -6,6 +6,8 @@ struct RequestDispatcher: FrameHandler {
     let registry: ServiceRegistry
     let maxInFlight: Int
     let maxContentLength: Int
+    /// Async requests with plain bodies up to this size are decoded on the loop.
+    let inlineDecodeLimit: Int
 
     func handle(_ frame: FrameView, on connection: ServerConnection) -> FrameDisposition {
         if frame.isResponse {
@@ -60,37 +62,84 @@ struct RequestDispatcher: FrameHandler {
             return .proceed
         }
 
-        let request = ServerRequest(frame: frame, maxContentLength: maxContentLength)
-        let responder = Responder(
-            connection: connection, requestID: frame.requestID, startedAt: startedAt, isOneway: isOneway)
-        connection.inFlight += 1
+        let ticket = AnswerTicket(requestID: frame.requestID, startedAt: startedAt, isOneway: isOneway)
         switch handler {
         case .onLoop(let body):
-            body(request, responder)
-        case .async(let body):
-            let owned: ServiceRequest
+            let arguments: [SimpleValue]
             do {
-                owned = try request.makeOwned()
+                arguments = try ArgumentDecoding.decode(
+                    frame.body, isGzipped: frame.header.isGzipped, maxContentLength: maxContentLength)
             } catch {
-                responder.fail(
-                    MotanErrorInfo(
-                        errcode: ServerErrorCode.internalError,
-                        errmsg: "deserialize arguments fail. \(error)", errtype: MotanErrorInfo.serviceType))
+                reject(frame, isOneway, connection, ArgumentDecoding.failure(error))
                 return .proceed
             }
-            Task {
-                let result: Result<SimpleValue, MotanErrorInfo>
-                do {
-                    result = .success(try await body(owned))
-                } catch let info as MotanErrorInfo {
-                    result = .failure(info)
-                } catch {
-                    result = .failure(ServerErrorCode.handlerFailure(error))
-                }
-                responder.complete(with: result)
-            }
+            connection.requestStarted()
+            body(ServerRequest(frame: frame, arguments: arguments), Responder(connection: connection, ticket: ticket))
+        case .raw(let body):
+            connection.requestStarted()
+            body(RawServerRequest(frame: frame), Responder(connection: connection, ticket: ticket))
+        case .async(let body):
+            dispatchAsync(frame, body, ticket, connection)
         }
         return .proceed
+    }
+
+    /// Small plain bodies are decoded here, where the bytes are; large or gzipped ones are
+    /// copied as they are and decoded in the task, so that no request can make the loop
+    /// inflate and decode megabytes while other connections wait.
+    private func dispatchAsync(
+        _ frame: FrameView, _ body: @escaping AsyncHandler, _ ticket: AnswerTicket,
+        _ connection: ServerConnection
+    ) {
+        let decodeNow = !frame.header.isGzipped && frame.body.count <= inlineDecodeLimit
+        var decoded: [SimpleValue]?
+        if decodeNow {
+            do {
+                decoded = try ArgumentDecoding.decode(
+                    frame.body, isGzipped: false, maxContentLength: maxContentLength)
+            } catch {
+                reject(frame, ticket.isOneway, connection, ArgumentDecoding.failure(error))
+                return
+            }
+        }
+        let owned = frame.makeFrame()
+        let isGzipped = frame.header.isGzipped
+        let limit = maxContentLength
+        if !decodeNow { connection.server.counters.deferredDecodes.add(1, ordering: .relaxed) }
+        connection.requestStarted()
+        let responder = Responder(connection: connection, ticket: ticket).detach()
+        let preDecoded = decoded
+        Task {
+            let arguments: [SimpleValue]
+            if let preDecoded {
+                arguments = preDecoded
+            } else {
+                let outcome = owned.body.withUnsafeBytes { bytes in
+                    Result { () throws(MotanCodecError) in
+                        try ArgumentDecoding.decode(bytes, isGzipped: isGzipped, maxContentLength: limit)
+                    }
+                }
+                switch outcome {
+                case .success(let values): arguments = values
+                case .failure(let error):
+                    responder.fail(ArgumentDecoding.failure(error))
+                    return
+                }
+            }
+            let request = ServiceRequest(
+                requestID: owned.requestID,
+                service: owned.meta[MetaKey.service] ?? "", method: owned.meta[MetaKey.method] ?? "",
+                group: owned.meta[MetaKey.group], meta: owned.meta, arguments: arguments)
+            let result: Result<SimpleValue, MotanErrorInfo>
+            do {
+                result = .success(try await body(request))
+            } catch let info as MotanErrorInfo {
+                result = .failure(info)
+            } catch {
+                result = .failure(ServerErrorCode.handlerFailure(error))
+            }
+            responder.complete(with: result)
+        }
     }
 
     private func reject(

@@ -1,59 +1,152 @@
 import MotanCodec
 import MotanLoop
+import Synchronization
 
-/// Answers one request. Call exactly one of the `respond`/`fail` methods exactly once, on the
-/// connection's loop, either inside the handler (the answer joins the current write batch) or
-/// later (it is written and flushed at once). For a oneway request every answer is dropped.
-public struct Responder: @unchecked Sendable {
-    let connection: ServerConnection
-    public let requestID: UInt64
-    let startedAt: UInt64
-    let isOneway: Bool
+/// Answers one request, exactly once, on the connection's loop.
+///
+/// Noncopyable: every answer method is `consuming`, so the compiler rejects a second answer,
+/// and an escaping closure cannot capture it. A responder that goes out of scope unanswered
+/// answers by itself with errcode 500 ("request dropped"), so a forgotten answer never leaks a
+/// slot of the connection's in-flight limit. Answering inside the handler call costs no
+/// allocation: the answer is encoded straight into the connection's write batch.
+///
+/// To answer later (after a timer, from a task), call `detach()` inside the handler and answer
+/// through the returned `PendingResponse`. For a oneway request every answer is dropped.
+public struct Responder: ~Copyable {
+    // Unmanaged (retained by `init`, released by whichever ends the responder) because a
+    // noncopyable value can skip its deinit (`discard self`) only when it stores trivial fields.
+    private let connection: Unmanaged<ServerConnection>
+    private let ticket: AnswerTicket
 
-    public var loop: UVEventLoop { connection.loop }
-
-    /// Answers with one value.
-    public func respond(_ value: SimpleValue) {
-        respond { SimpleSerialization.encode(value, into: &$0) }
+    init(connection: ServerConnection, ticket: AnswerTicket) {
+        self.connection = .passRetained(connection)
+        self.ticket = ticket
     }
 
-    /// Answers with a value that is already simple-serialized, e.g. an argument echoed back.
-    public func respond(serializedValue: UnsafeRawBufferPointer) {
-        respond { $0.append(contentsOf: serializedValue.assumingMemoryBound(to: UInt8.self)) }
+    public var requestID: UInt64 { ticket.requestID }
+    public var loop: UVEventLoop { connection.takeUnretainedValue().loop }
+
+    /// Answers with one value.
+    public consuming func respond(_ value: SimpleValue) {
+        let (connection, ticket) = take()
+        connection.answer(ticket) { SimpleSerialization.encode(value, into: &$0) }
+    }
+
+    /// Answers with a value that is already simple-serialized (one value, e.g. an argument
+    /// passed through).
+    public consuming func respond(serializedValue: UnsafeRawBufferPointer) {
+        let (connection, ticket) = take()
+        connection.answer(ticket) { $0.append(contentsOf: serializedValue.assumingMemoryBound(to: UInt8.self)) }
+    }
+
+    /// Answers with the request's body as it came (gzip flag included): the zero-copy echo of
+    /// a pass-through handler. The body is one simple-serialized value for a one-argument call.
+    public consuming func respond(passingThrough request: borrowing RawServerRequest) {
+        let (connection, ticket) = take()
+        connection.answer(ticket, gzipped: request.isGzipped) {
+            $0.append(contentsOf: request.frame.body.assumingMemoryBound(to: UInt8.self))
+        }
     }
 
     /// Answers with a body that `writeBody` appends straight into the write batch.
-    public func respond(writingBody writeBody: (inout [UInt8]) -> Void) {
-        connection.loop.preconditionInEventLoop()
-        if !isOneway {
-            let processTime = Int(connection.loop.now &- startedAt)
-            FrameEncoder.encodeResponse(
-                requestID: requestID, processTime: processTime, into: &connection.output,
-                writeBody: writeBody)
-        }
-        connection.requestFinished()
+    public consuming func respond(writingBody writeBody: (inout [UInt8]) -> Void) {
+        let (connection, ticket) = take()
+        connection.answer(ticket, writingBody: writeBody)
     }
 
-    /// Answers with an exception response.
-    public func fail(_ error: MotanErrorInfo) {
-        connection.loop.preconditionInEventLoop()
-        if !isOneway {
-            let processTime = Int(connection.loop.now &- startedAt)
-            FrameEncoder.encodeErrorResponse(
-                requestID: requestID, error: error, processTime: processTime, into: &connection.output)
-        }
-        connection.requestFinished()
+    /// Answers with an exception response (`M_e`).
+    public consuming func fail(_ error: MotanErrorInfo) {
+        let (connection, ticket) = take()
+        connection.answer(ticket, error: error)
     }
 
-    /// Answers from any thread: hops to the loop when needed.
+    /// Hands the answer over to a heap object that may be answered later, from any thread.
+    /// Allocates; handlers that answer inside the call should not detach.
+    public consuming func detach() -> PendingResponse {
+        let (connection, ticket) = take()
+        return PendingResponse(connection: connection, ticket: ticket)
+    }
+
+    /// Ends the responder without its deinit's "dropped" answer.
+    private consuming func take() -> (ServerConnection, AnswerTicket) {
+        let connection = self.connection
+        let ticket = self.ticket
+        discard self
+        let owner = connection.takeRetainedValue()
+        owner.loop.preconditionInEventLoop()
+        return (owner, ticket)
+    }
+
+    deinit {
+        let owner = connection.takeRetainedValue()
+        owner.answerDropped(ticket)
+    }
+}
+
+/// What a connection needs to answer one request.
+struct AnswerTicket: Sendable {
+    let requestID: UInt64
+    let startedAt: UInt64
+    let isOneway: Bool
+}
+
+/// A detached answer: answer it once, from any thread (the answer hops to the connection's
+/// loop). A second answer is ignored, logged and counted (`ServerStatistics.duplicateAnswers`);
+/// it is not a crash, because a late duplicate (say, a timeout racing a result) is a bug in the
+/// handler that must not take the server down. Released unanswered, it answers "request
+/// dropped" by itself.
+public final class PendingResponse: Sendable {
+    private let connection: ServerConnection
+    private let ticket: AnswerTicket
+    private let answered = Atomic<Bool>(false)
+
+    init(connection: ServerConnection, ticket: AnswerTicket) {
+        self.connection = connection
+        self.ticket = ticket
+    }
+
+    public var requestID: UInt64 { ticket.requestID }
+    public var loop: UVEventLoop { connection.loop }
+    /// Whether an answer has been given (it may still be on its way to the loop).
+    public var isAnswered: Bool { answered.load(ordering: .acquiring) }
+
+    public func respond(_ value: SimpleValue) { complete(with: .success(value)) }
+
+    public func fail(_ error: MotanErrorInfo) { complete(with: .failure(error)) }
+
     public func complete(with result: Result<SimpleValue, MotanErrorInfo>) {
-        guard connection.loop.inEventLoop else {
-            connection.loop.execute { self.complete(with: result) }
-            return
+        guard claim() else { return }
+        let connection = self.connection
+        let ticket = self.ticket
+        connection.onLoop {
+            switch result {
+            case .success(let value): connection.answer(ticket) { SimpleSerialization.encode(value, into: &$0) }
+            case .failure(let error): connection.answer(ticket, error: error)
+            }
         }
-        switch result {
-        case .success(let value): respond(value)
-        case .failure(let error): fail(error)
+    }
+
+    /// Answers with an already simple-serialized value. Loop thread only.
+    public func respond(serializedValue: UnsafeRawBufferPointer) {
+        connection.loop.preconditionInEventLoop()
+        guard claim() else { return }
+        connection.answer(ticket) { $0.append(contentsOf: serializedValue.assumingMemoryBound(to: UInt8.self)) }
+    }
+
+    private func claim() -> Bool {
+        guard !answered.exchange(true, ordering: .acquiringAndReleasing) else {
+            connection.server.counters.duplicateAnswers.add(1, ordering: .relaxed)
+            connection.server.logger.warning(
+                "request \(ticket.requestID) answered more than once; later answers are ignored")
+            return false
         }
+        return true
+    }
+
+    deinit {
+        guard !answered.load(ordering: .acquiring) else { return }
+        let connection = self.connection
+        let ticket = self.ticket
+        connection.onLoop { connection.answerDropped(ticket) }
     }
 }

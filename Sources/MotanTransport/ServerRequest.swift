@@ -1,15 +1,20 @@
 import MotanCodec
 
-/// A request as an on-loop handler sees it: a view into the connection's decode buffer.
-/// Nothing is copied up front, so the fields cost only what the handler reads. Valid only
-/// during the handler call; use `makeOwned()` to keep it longer.
-public struct ServerRequest {
+/// A request as an on-loop handler sees it, arguments already decoded (a request whose
+/// arguments cannot be decoded never reaches the handler: the dispatcher answers it with
+/// errcode 500 "deserialize arguments fail.").
+///
+/// Noncopyable and passed `borrowing`: it refers to the connection's decode buffer, which is
+/// reused once the handler returns, and the compiler keeps it from escaping the call (an
+/// escaping closure cannot capture it). Use `makeOwned()` to keep the request longer.
+public struct ServerRequest: ~Copyable {
     let frame: FrameView
-    let maxContentLength: Int
+    /// The decoded arguments.
+    public let arguments: [SimpleValue]
 
-    init(frame: FrameView, maxContentLength: Int) {
+    init(frame: FrameView, arguments: [SimpleValue]) {
         self.frame = frame
-        self.maxContentLength = maxContentLength
+        self.arguments = arguments
     }
 
     public var requestID: UInt64 { frame.requestID }
@@ -20,24 +25,44 @@ public struct ServerRequest {
 
     public func meta(_ key: String) -> String? { frame.metaString(forKey: key) }
 
-    /// The body as on the wire: gzip data when `isGzipped`.
-    public var body: UnsafeRawBufferPointer { frame.body }
-    public var isGzipped: Bool { frame.header.isGzipped }
-
-    /// The arguments, gunzipped and decoded.
-    public func arguments() throws(MotanCodecError) -> [SimpleValue] {
-        if isGzipped {
-            return try SimpleSerialization.decode(
-                try Gzip.decompress(frame.body, maxOutput: maxContentLength))
-        }
-        return try SimpleSerialization.decode(frame.body)
-    }
-
-    /// A copy that outlives the handler call.
-    public func makeOwned() throws(MotanCodecError) -> ServiceRequest {
+    /// A copy that outlives the handler call, e.g. for a task that answers through a detached
+    /// responder.
+    public func makeOwned() -> ServiceRequest {
         ServiceRequest(
             requestID: requestID, service: service, method: method, group: group,
-            meta: frame.makeFrame().meta, arguments: try arguments())
+            meta: frame.makeFrame().meta, arguments: arguments)
+    }
+}
+
+/// A request whose body the server has not decoded: for handlers that pass arguments through
+/// or forward them, without paying for decoding. What the body holds is the handler's
+/// business, including answering an error when it does not make sense of it.
+///
+/// Noncopyable and passed `borrowing`, like `ServerRequest`; the body is lent only inside
+/// `withUnsafeBody`.
+public struct RawServerRequest: ~Copyable {
+    let frame: FrameView
+
+    init(frame: FrameView) { self.frame = frame }
+
+    public var requestID: UInt64 { frame.requestID }
+    public var flags: MessageFlags { frame.flags }
+    public var service: String { frame.metaString(forKey: MetaKey.service) ?? "" }
+    public var method: String { frame.metaString(forKey: MetaKey.method) ?? "" }
+    public var group: String? { frame.metaString(forKey: MetaKey.group) }
+
+    public func meta(_ key: String) -> String? { frame.metaString(forKey: key) }
+
+    /// Whether the body is gzip data.
+    public var isGzipped: Bool { frame.header.isGzipped }
+    public var bodyCount: Int { frame.body.count }
+
+    /// Lends the body as on the wire (gzip data when `isGzipped`); the pointer is valid only
+    /// inside `body`.
+    public func withUnsafeBody<R, E: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(E) -> R
+    ) throws(E) -> R {
+        try body(frame.body)
     }
 }
 
@@ -61,5 +86,28 @@ public struct ServiceRequest: Sendable {
         self.group = group
         self.meta = meta
         self.arguments = arguments
+    }
+}
+
+/// The one place request arguments are decoded, on the loop or in a task.
+enum ArgumentDecoding {
+    /// Gunzips (bounded by the content limit) and decodes. The codec's per-request decode
+    /// budget (elements and bytes, derived from `maxContentLength`) is to be passed here; its
+    /// typed error is a `MotanCodecError` like every other decode failure, and every one of
+    /// them becomes the "deserialize arguments fail." answer.
+    static func decode(
+        _ body: UnsafeRawBufferPointer, isGzipped: Bool, maxContentLength: Int
+    ) throws(MotanCodecError) -> [SimpleValue] {
+        if isGzipped {
+            return try SimpleSerialization.decode(try Gzip.decompress(body, maxOutput: maxContentLength))
+        }
+        return try SimpleSerialization.decode(body)
+    }
+
+    /// The answer to a request whose arguments could not be decoded, as motan-go words it.
+    static func failure(_ error: MotanCodecError) -> MotanErrorInfo {
+        MotanErrorInfo(
+            errcode: ServerErrorCode.internalError, errmsg: "deserialize arguments fail. \(error)",
+            errtype: MotanErrorInfo.serviceType)
     }
 }

@@ -1,7 +1,11 @@
 import MotanCodec
 
-/// Runs on the connection's loop; must not block. Answers through the responder, now or later.
-public typealias OnLoopHandler = @Sendable (ServerRequest, Responder) -> Void
+/// Runs on the connection's loop with the arguments already decoded; must not block. Answers
+/// through the responder, inside the call or later through `responder.detach()`.
+public typealias OnLoopHandler = @Sendable (borrowing ServerRequest, consuming Responder) -> Void
+/// Runs on the connection's loop with the body undecoded (pass-through, forwarding); must not
+/// block. Zero-copy: the body is lent for the call only.
+public typealias RawOnLoopHandler = @Sendable (borrowing RawServerRequest, consuming Responder) -> Void
 /// Runs in Swift concurrency, off the loop, for work that blocks or awaits. A thrown
 /// `MotanErrorInfo` goes back as is; any other error becomes errcode 500, errtype 2 (business).
 public typealias AsyncHandler = @Sendable (ServiceRequest) async throws -> SimpleValue
@@ -11,6 +15,7 @@ public typealias AsyncHandler = @Sendable (ServiceRequest) async throws -> Simpl
 public struct ServiceRegistry: Sendable {
     enum Handler: Sendable {
         case onLoop(OnLoopHandler)
+        case raw(RawOnLoopHandler)
         case async(AsyncHandler)
     }
 
@@ -28,11 +33,20 @@ public struct ServiceRegistry: Sendable {
 
     public init() {}
 
-    /// Registers a handler that runs on the loop (lowest latency).
+    /// Registers a handler that runs on the loop (lowest latency) with decoded arguments.
+    /// Requests whose arguments do not decode are answered 500 "deserialize arguments fail."
+    /// without reaching it.
     public mutating func handle(
         service: String, method: String, _ handler: @escaping OnLoopHandler
     ) {
         add(service: service, method: method, .onLoop(handler))
+    }
+
+    /// Registers a handler that runs on the loop and gets the body undecoded, as on the wire.
+    public mutating func handleRaw(
+        service: String, method: String, _ handler: @escaping RawOnLoopHandler
+    ) {
+        add(service: service, method: method, .raw(handler))
     }
 
     /// Registers a handler that runs in a task (for blocking or awaiting work).

@@ -87,7 +87,7 @@ struct DemoCommand: AsyncParsableCommand {
         }
 
         print("\n== heartbeat drill: the server goes away and comes back on the same port")
-        server.close()
+        await server.close()
         print("\(stamp()) server closed")
         var failures = 0
         while endpoint.isAvailable && failures < 100 {
@@ -114,7 +114,7 @@ struct DemoCommand: AsyncParsableCommand {
         }
         let answer = try await endpoint.call(service: service, method: "hello", arguments: ["again"])
         print("\(stamp()) hello(\"again\") → \(CallCommand.render(answer))")
-        server.close()
+        await server.close()
 
         print("\n== floor: raw echo of 64-byte frames over the same event loops, no Motan framing")
         let echo = try TCPServer.bind(host: "127.0.0.1", port: 0, on: serverGroup) { _ in LengthPrefixedEchoHandler() }

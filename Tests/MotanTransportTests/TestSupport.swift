@@ -39,7 +39,7 @@ final class TestServer: @unchecked Sendable {
     let server: ServerEndpoint
     let calls = Box(0)
     /// Responders of `hold` requests, answered by `releaseHeld()`.
-    let held = Box<[Responder]>([])
+    let held = Box<[PendingResponse]>([])
 
     init(
         loops: Int = 1, configuration: ServerEndpoint.Configuration = .init()
@@ -48,21 +48,18 @@ final class TestServer: @unchecked Sendable {
         var registry = ServiceRegistry()
         let calls = self.calls
         let held = self.held
-        registry.handle(service: TestService.name, method: "echo") { request, responder in
+        registry.handleRaw(service: TestService.name, method: "echo") { request, responder in
             calls.mutate { $0 += 1 }
-            responder.respond(serializedValue: request.body)
+            responder.respond(passingThrough: request)
         }
         registry.handle(service: TestService.name, method: "args") { request, responder in
             calls.mutate { $0 += 1 }
-            do {
-                responder.respond(.array(try request.arguments()))
-            } catch {
-                responder.fail(MotanErrorInfo(errcode: 500, errmsg: "\(error)", errtype: 1))
-            }
+            responder.respond(.array(request.arguments))
         }
         registry.handle(service: TestService.name, method: "hold") { _, responder in
             calls.mutate { $0 += 1 }
-            held.mutate { $0.append(responder) }
+            let pending = responder.detach()
+            held.mutate { $0.append(pending) }
         }
         registry.handle(service: TestService.name, method: "businessError") { _, responder in
             calls.mutate { $0 += 1 }
@@ -96,7 +93,7 @@ final class TestServer: @unchecked Sendable {
     }
 
     func releaseHeld() {
-        let responders = held.mutate { all -> [Responder] in
+        let responders = held.mutate { all -> [PendingResponse] in
             defer { all.removeAll() }
             return all
         }

@@ -12,8 +12,8 @@ let echoService = "bench.EchoService"
 
 func echoRegistry() -> ServiceRegistry {
     var registry = ServiceRegistry()
-    registry.handle(service: echoService, method: "echo") { request, responder in
-        responder.respond(serializedValue: request.body)
+    registry.handleRaw(service: echoService, method: "echo") { request, responder in
+        responder.respond(passingThrough: request)
     }
     return registry
 }

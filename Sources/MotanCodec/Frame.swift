@@ -26,11 +26,16 @@ public struct Frame: Sendable, Equatable {
         }
     }
 
-    /// The body's simple-serialized values (gunzipped first when needed).
+    /// The body's simple-serialized values (gunzipped first when needed), decoded within
+    /// `budget`, by default the budget of `maxContentLength`.
     public func decodedValues(
-        maxContentLength: Int = FrameDecoder.defaultMaxContentLength
+        maxContentLength: Int = FrameDecoder.defaultMaxContentLength, budget: DecodeBudget? = nil,
+        gzip: GzipContext? = nil
     ) throws(MotanCodecError) -> [SimpleValue] {
-        try SimpleSerialization.decode(try decodedBody(maxContentLength: maxContentLength))
+        try body.withBytes { (bytes) throws(MotanCodecError) in
+            try SimpleSerialization.decodeBody(
+                bytes, gzipped: header.isGzipped, maxContentLength: maxContentLength, budget: budget, gzip: gzip)
+        }
     }
 
     /// The error carried by an exception response, nil for anything else. A missing or

@@ -59,16 +59,16 @@ public enum FrameEncoder {
     }
 
     /// A normal response: `M_pt` first, then `extraMeta`. With `mingzSize` > 0 and a longer
-    /// body the body is gzip-compressed into the output; if compression fails the body goes out
-    /// plain, as Java does.
+    /// body the body is gzip-compressed into the output (through `gzip` when given, which
+    /// spares zlib's allocations); if compression fails the body goes out plain, as Java does.
     public static func encodeResponse(
         requestID: UInt64, processTime: Int, body: UnsafeRawBufferPointer, mingzSize: Int = 0,
-        extraMeta: Meta = Meta(), into output: inout [UInt8]
+        extraMeta: Meta = Meta(), gzip: GzipContext? = nil, into output: inout [UInt8]
     ) {
         let headerAt = output.count
         var gzipped = false
         encodeResponse(requestID: requestID, processTime: processTime, extraMeta: extraMeta, into: &output) { out in
-            if mingzSize > 0 && body.count > mingzSize, (try? Gzip.compress(body, into: &out)) != nil {
+            if mingzSize > 0 && body.count > mingzSize, compress(body, with: gzip, into: &out) {
                 gzipped = true
             } else {
                 out.append(contentsOf: body.assumingMemoryBound(to: UInt8.self))
@@ -80,12 +80,27 @@ public enum FrameEncoder {
 
     public static func encodeResponse(
         requestID: UInt64, processTime: Int, body: [UInt8], mingzSize: Int = 0,
-        extraMeta: Meta = Meta(), into output: inout [UInt8]
+        extraMeta: Meta = Meta(), gzip: GzipContext? = nil, into output: inout [UInt8]
     ) {
         body.withUnsafeBytes {
             encodeResponse(
                 requestID: requestID, processTime: processTime, body: $0, mingzSize: mingzSize,
-                extraMeta: extraMeta, into: &output)
+                extraMeta: extraMeta, gzip: gzip, into: &output)
+        }
+    }
+
+    private static func compress(
+        _ body: UnsafeRawBufferPointer, with context: GzipContext?, into output: inout [UInt8]
+    ) -> Bool {
+        do throws(MotanCodecError) {
+            if let context {
+                try context.compress(body, into: &output)
+            } else {
+                try Gzip.compress(body, into: &output)
+            }
+            return true
+        } catch {
+            return false
         }
     }
 

@@ -15,6 +15,16 @@ public struct FrameView {
     @inlinable public var isHeartbeat: Bool { header.isHeartbeat }
     @inlinable public var isResponse: Bool { header.isResponse }
 
+    /// The body's simple-serialized values (gunzipped first when needed), decoded within
+    /// `budget`, by default the budget of `maxContentLength`. Pass the loop's `GzipContext` to
+    /// keep zlib from allocating.
+    public func decodedValues(
+        maxContentLength: Int, budget: DecodeBudget? = nil, gzip: GzipContext? = nil
+    ) throws(MotanCodecError) -> [SimpleValue] {
+        try SimpleSerialization.decodeBody(
+            body, gzipped: header.isGzipped, maxContentLength: maxContentLength, budget: budget, gzip: gzip)
+    }
+
     /// The value bytes of the last pair with this key.
     public func metaValue(forKey key: String) -> UnsafeRawBufferPointer? {
         MetaBytes.lastValue(forKey: key, in: metaBytes).map {

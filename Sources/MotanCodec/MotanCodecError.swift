@@ -22,6 +22,10 @@ public enum MotanCodecError: Error, Equatable, Sendable, CustomStringConvertible
     case simpleTruncated(needed: Int, available: Int, offset: Int)
     case simpleVarintOverflow(offset: Int)
     case simpleDepthLimitExceeded(limit: Int, offset: Int)
+    /// The element at `offset` would be one more than `DecodeBudget.maxElements`.
+    case simpleElementLimitExceeded(limit: Int, offset: Int)
+    /// The element at `offset` would take the decoded size past `DecodeBudget.maxBytes`.
+    case simpleDecodedSizeLimitExceeded(limit: Int, offset: Int)
 
     // Gzip errors.
     case gzipCorrupt(zlibCode: Int32, offset: Int)
@@ -71,6 +75,11 @@ public enum MotanCodecError: Error, Equatable, Sendable, CustomStringConvertible
             return "simple serialization: varint at body offset \(offset) overflows 64 bits"
         case .simpleDepthLimitExceeded(let limit, let offset):
             return "simple serialization: nesting deeper than \(limit) at body offset \(offset)"
+        case .simpleElementLimitExceeded(let limit, let offset):
+            return "simple serialization: more than \(limit) elements, at body offset \(offset)"
+        case .simpleDecodedSizeLimitExceeded(let limit, let offset):
+            return
+                "simple serialization: decoded values exceed the budget of \(limit) bytes at body offset \(offset)"
         case .gzipCorrupt(let code, let offset):
             return "gzip body is corrupt (zlib error \(code)) at compressed offset \(offset)"
         case .gzipTruncated(let offset):

@@ -1,14 +1,20 @@
 /// Cursor over a simple-serialized body. Every read is checked against the end of the body or
 /// of the enclosing container, so a hostile length can never cause an allocation larger than
-/// the input.
+/// the input, and every element is charged to the budget before it is built, so many small
+/// elements cannot add up to more than the budget either.
 struct SimpleReader {
     let bytes: UnsafeRawBufferPointer
     let maxDepth: Int
+    let budget: DecodeBudget
     var position = 0
+    private(set) var elementCount = 0
+    /// Element charges plus payload bytes, as `DecodeBudget` counts them.
+    private(set) var decodedBytes = 0
 
-    init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
+    init(bytes: UnsafeRawBufferPointer, maxDepth: Int, budget: DecodeBudget) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.budget = budget
     }
 
     /// `depth` counts the containers around the value.
@@ -17,46 +23,59 @@ struct SimpleReader {
         let tag = try readByte(end: end)
         switch tag {
         case 0:
+            try charge(payload: 0, offset: tagOffset)
             return .null
         case 1:
-            return .string(try readString(end: end))
+            return .string(try readString(end: end, elementOffset: tagOffset))
         case 2:
+            try charge(payload: 0, offset: tagOffset)
             let contentEnd = try readContainerEnd(end: end)
             var pairs: [SimplePair<String, String>] = []
             while position < contentEnd {
-                let key = try readString(end: contentEnd)
-                let value = try readString(end: contentEnd)
+                let key = try readString(end: contentEnd, elementOffset: position)
+                let value = try readString(end: contentEnd, elementOffset: position)
                 pairs.append(SimplePair(key, value))
             }
             return .stringMap(pairs)
         case 3:
             let range = try readLengthPrefixed(end: end)
+            try charge(payload: range.count, offset: tagOffset)
             return .bytes(Array(UnsafeRawBufferPointer(rebasing: bytes[range])))
         case 4:
+            try charge(payload: 0, offset: tagOffset)
             let contentEnd = try readContainerEnd(end: end)
             var strings: [String] = []
-            while position < contentEnd { strings.append(try readString(end: contentEnd)) }
+            while position < contentEnd {
+                strings.append(try readString(end: contentEnd, elementOffset: position))
+            }
             return .stringArray(strings)
         case 5:
+            try charge(payload: 0, offset: tagOffset)
             // Only 01 is true in both reference decoders.
             return .bool(try readByte(end: end) == 1)
         case 6:
+            try charge(payload: 0, offset: tagOffset)
             return .byte(try readByte(end: end))
         case 7:
+            try charge(payload: 0, offset: tagOffset)
             try need(2, end: end)
             let bits = UInt16(bytes[position]) << 8 | UInt16(bytes[position + 1])
             position += 2
             return .int16(Int16(bitPattern: bits))
         case 8:
+            try charge(payload: 0, offset: tagOffset)
             // Java sign-extends the zigzag value to 10 bytes; the low 32 bits are the same.
             let zigzag = UInt32(truncatingIfNeeded: try readVarint(end: end))
             return .int32(Int32(bitPattern: (zigzag >> 1) ^ (0 &- (zigzag & 1))))
         case 9:
+            try charge(payload: 0, offset: tagOffset)
             let zigzag = try readVarint(end: end)
             return .int64(Int64(bitPattern: (zigzag >> 1) ^ (0 &- (zigzag & 1))))
         case 10:
+            try charge(payload: 0, offset: tagOffset)
             return .float32(Float(bitPattern: try readUInt32(end: end)))
         case 11:
+            try charge(payload: 0, offset: tagOffset)
             let high = UInt64(try readUInt32(end: end))
             let low = UInt64(try readUInt32(end: end))
             return .float64(Double(bitPattern: high << 32 | low))
@@ -64,6 +83,7 @@ struct SimpleReader {
             guard depth < maxDepth else {
                 throw .simpleDepthLimitExceeded(limit: maxDepth, offset: tagOffset)
             }
+            try charge(payload: 0, offset: tagOffset)
             let contentEnd = try readContainerEnd(end: end)
             if tag == 20 {
                 var pairs: [SimplePair<SimpleValue, SimpleValue>] = []
@@ -82,6 +102,21 @@ struct SimpleReader {
         default:
             throw .simpleUnknownTag(tag, offset: tagOffset)
         }
+    }
+
+    /// Counts one element with `payload` bytes of string or byte-array content, or throws if that
+    /// would go over the budget. Payload is bounded by the body size, so the sum cannot overflow.
+    @inline(__always)
+    private mutating func charge(payload: Int, offset: Int) throws(MotanCodecError) {
+        guard elementCount < budget.maxElements else {
+            throw .simpleElementLimitExceeded(limit: budget.maxElements, offset: offset)
+        }
+        let cost = DecodeBudget.elementCost + payload
+        guard cost <= budget.maxBytes - decodedBytes else {
+            throw .simpleDecodedSizeLimitExceeded(limit: budget.maxBytes, offset: offset)
+        }
+        elementCount += 1
+        decodedBytes += cost
     }
 
     @inline(__always)
@@ -119,8 +154,10 @@ struct SimpleReader {
         return position + length
     }
 
-    private mutating func readString(end: Int) throws(MotanCodecError) -> String {
+    /// A string is one element; `elementOffset` is where errors about it point.
+    private mutating func readString(end: Int, elementOffset: Int) throws(MotanCodecError) -> String {
         let range = try readLengthPrefixed(end: end)
+        try charge(payload: range.count, offset: elementOffset)
         // Like Java, invalid UTF-8 is repaired rather than rejected.
         return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self)
     }

@@ -168,11 +168,13 @@ public enum SimpleSerialization {
     // MARK: Decoding
 
     /// Decodes every value in the body. Lengths are checked against the bytes actually present
-    /// before anything is allocated, and nesting is limited to `maxDepth` containers.
+    /// before anything is allocated, nesting is limited to `maxDepth` containers, and the values
+    /// together may cost no more than `budget` (see `DecodeBudget`). Pass the budget of the content
+    /// limit the body was read with, `DecodeBudget(contentLimit:)`.
     public static func decode(
-        _ body: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth
+        _ body: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth, budget: DecodeBudget = .default
     ) throws(MotanCodecError) -> [SimpleValue] {
-        var reader = SimpleReader(bytes: body, maxDepth: maxDepth)
+        var reader = SimpleReader(bytes: body, maxDepth: maxDepth, budget: budget)
         var values: [SimpleValue] = []
         while reader.position < body.count {
             values.append(try reader.readValue(end: body.count, depth: 0))
@@ -181,10 +183,27 @@ public enum SimpleSerialization {
     }
 
     public static func decode(
-        _ body: [UInt8], maxDepth: Int = defaultMaxDepth
+        _ body: [UInt8], maxDepth: Int = defaultMaxDepth, budget: DecodeBudget = .default
     ) throws(MotanCodecError) -> [SimpleValue] {
         try body.withBytes { (bytes) throws(MotanCodecError) in
-            try decode(bytes, maxDepth: maxDepth)
+            try decode(bytes, maxDepth: maxDepth, budget: budget)
         }
+    }
+
+    /// Decodes a frame body: gunzipped first when `gzipped`, to at most `maxContentLength` bytes,
+    /// then decoded within `budget`, by default `DecodeBudget(contentLimit: maxContentLength)`.
+    /// With a `gzip` context, zlib allocates nothing and the inflated bytes are never copied out.
+    public static func decodeBody(
+        _ body: UnsafeRawBufferPointer, gzipped: Bool, maxContentLength: Int,
+        budget: DecodeBudget? = nil, gzip context: GzipContext? = nil
+    ) throws(MotanCodecError) -> [SimpleValue] {
+        let budget = budget ?? DecodeBudget(contentLimit: maxContentLength)
+        guard gzipped else { return try decode(body, budget: budget) }
+        if let context {
+            return try context.withDecompressed(body, maxOutput: maxContentLength) {
+                (inflated) throws(MotanCodecError) in try decode(inflated, budget: budget)
+            }
+        }
+        return try decode(try Gzip.decompress(body, maxOutput: maxContentLength), budget: budget)
     }
 }

@@ -54,7 +54,7 @@ public struct RegistryAddress: Sendable, Hashable, CustomStringConvertible {
         var hostList = rest
         if hostList.isEmpty, scheme == "direct", let listed = parameters["address"] { hostList = Substring(listed) }
         var hosts: [Host] = []
-        for entry in hostList.split(separator: ",", omittingEmptySubsequences: false) {
+        for entry in hostList.isEmpty ? [] : hostList.split(separator: ",", omittingEmptySubsequences: false) {
             let entry = entry.trimmingRegistryWhitespace()
             guard !entry.isEmpty else {
                 throw .invalidConfiguration("registry address \"\(text)\" has an empty host in its list")

@@ -121,23 +121,60 @@ public final class Cluster: @unchecked Sendable {
             service: serviceURL.serviceKey, factory: configuration.metricsFactory ?? MetricsSystem.factory)
     }
 
-    /// Subscribes to the registry; endpoints appear when its first list has reached the loop.
-    public func start() async throws(RegistryError) {
-        let made = try await registry.subscribe(serviceURL) { [weak self] servers in
-            guard let self else { return }
-            if !loop.execute({ self.apply(servers) }) {
-                logger.debug("cluster loop has shut down; registry update for \(service) dropped")
-            }
+    /// Drops what a cluster that was never closed still holds: its endpoints' connections and
+    /// its subscription. `close()` is the orderly way.
+    deinit {
+        let endpoints = members.map(\.endpoint)
+        if !endpoints.isEmpty {
+            loop.execute { for endpoint in endpoints { endpoint.close() } }
         }
-        subscription.withLock { $0 = made }
+        if let made = subscription.withLock({ $0 }), made != Self.starting, made != Self.closedMarker {
+            let registry = registry
+            Task { await registry.unsubscribe(made) }
+        }
+    }
+
+    /// Marks a subscription being made, so a concurrent `start()` does not make a second one.
+    private static let starting = RegistrySubscription(id: .max)
+    /// Marks a closed cluster.
+    private static let closedMarker = RegistrySubscription(id: .max - 1)
+
+    /// Subscribes to the registry; endpoints appear when its first list has reached the loop.
+    /// Calling it again does nothing; after `close()` it throws `.closed`.
+    public func start() async throws(RegistryError) {
+        let current = subscription.withLock { current -> RegistrySubscription? in
+            defer { if current == nil { current = Self.starting } }
+            return current
+        }
+        if current == Self.closedMarker { throw .closed }
+        guard current == nil else { return }
+        let made: RegistrySubscription
+        do {
+            made = try await registry.subscribe(serviceURL) { [weak self] servers in
+                guard let self else { return }
+                if !loop.execute({ self.apply(servers) }) {
+                    logger.debug("cluster loop has shut down; registry update for \(service) dropped")
+                }
+            }
+        } catch {
+            subscription.withLock { if $0 == Self.starting { $0 = nil } }
+            throw error
+        }
+        let kept = subscription.withLock { current -> Bool in
+            guard current == Self.starting else { return false }
+            current = made
+            return true
+        }
+        // Closed while subscribing.
+        if !kept { await registry.unsubscribe(made) }
     }
 
     /// Unsubscribes and closes every endpoint; calls after this fail with `.closed`. Any thread or task.
     public func close() async {
         if let made = subscription.withLock({ current -> RegistrySubscription? in
-            defer { current = nil }
+            defer { current = Self.closedMarker }
             return current
-        }) {
+        }), made != Self.starting, made != Self.closedMarker {
             await registry.unsubscribe(made)
         }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

@@ -227,4 +227,55 @@ struct ClusterTests {
         }
         await rig.shutdown()
     }
+
+    @Test func concurrentCallsFromManyTasksAllComplete() async throws {
+        let rig = try ClusterRig(servers: 3)
+        try await rig.publishAll()
+        let cluster = try await rig.makeCluster(loadBalance: .leastActive)
+        #expect(await rig.waitForEndpoints(cluster, count: 3))
+        let answers = try await withThrowingTaskGroup(of: String?.self) { group in
+            for index in 0..<300 {
+                group.addTask { try await cluster.call(method: "echo", arguments: [.string("\(index)")]).text }
+            }
+            var answers: Set<String> = []
+            for try await answer in group { if let answer { answers.insert(answer) } }
+            return answers
+        }
+        #expect(answers.count == 300)
+        #expect(rig.servers.map { $0.calls.value }.reduce(0, +) == 300)
+        #expect(await cluster.status().endpoints.allSatisfy { $0.activeCalls == 0 })
+        await rig.shutdown()
+    }
+
+    @Test func aDirectRegistryFeedsTheClusterLikeAnyOther() async throws {
+        let rig = try ClusterRig(servers: 2)
+        let direct = try DirectRegistry(
+            address: RegistryAddress(
+                parsing: "direct://" + rig.servers.map { "127.0.0.1:\($0.port)" }.joined(separator: ",")),
+            loop: rig.loop)
+        let cluster = Cluster(serviceURL: TestService.subscriber, registry: direct, loop: rig.loop)
+        try await cluster.start()
+        #expect(await rig.waitForEndpoints(cluster, count: 2))
+        for index in 0..<4 { _ = try await cluster.call(method: "echo", arguments: [.string("\(index)")]) }
+        #expect(rig.servers.map { $0.calls.value } == [2, 2])
+        await cluster.close()
+        await direct.close()
+        await rig.shutdown()
+    }
+
+    @Test func startIsIdempotentAndRefusedAfterClose() async throws {
+        let rig = try ClusterRig(servers: 1)
+        try await rig.publishAll()
+        let cluster = try await rig.makeCluster()
+        try await cluster.start()
+        #expect(await rig.waitForEndpoints(cluster, count: 1))
+        try await rig.registry.unavailable(nil)
+        #expect(await eventually { await cluster.status().emptyUpdates == 1 })
+        // One subscription: one list per registry change.
+        #expect(await cluster.status().updates == 2)
+        await cluster.close()
+        await #expect(throws: RegistryError.closed) { try await cluster.start() }
+        #expect(await cluster.status().endpoints.isEmpty)
+        await rig.shutdown()
+    }
 }

@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "MotanCodec", targets: ["MotanCodec"]),
         .library(name: "MotanTransport", targets: ["MotanTransport"]),
         .library(name: "MotanRegistry", targets: ["MotanRegistry"]),
+        .library(name: "Motan", targets: ["Motan"]),
         .library(name: "MotanHarness", targets: ["MotanHarness"]),
         .executable(name: "motan", targets: ["motan"]),
     ],
@@ -63,6 +64,15 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Motan",
+            dependencies: [
+                "MotanRegistry",
+                "MotanTransport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .target(
             name: "MotanHarness",
             dependencies: [
                 "MotanLoop",
@@ -89,6 +99,20 @@ let package = Package(
         .testTarget(
             name: "MotanTransportTests",
             dependencies: ["MotanTransport", "MotanLoop", "MotanCodec", "MotanHarness"]
+        ),
+        .testTarget(
+            name: "MotanRegistryTests",
+            dependencies: ["MotanRegistry", "MotanTransport", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "MotanTests",
+            dependencies: [
+                "Motan",
+                "MotanRegistry",
+                "MotanTransport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
         ),
         .testTarget(
             name: "MotanCoexistenceTests",

@@ -51,16 +51,44 @@ public struct MotanURL: Sendable, Hashable, CustomStringConvertible {
 
     // MARK: text form
 
-    /// motan-go's form: `group` first, the other keys sorted, no encoding, no trailing `&`.
+    /// motan-go's form: `group` first, the other keys sorted, no trailing `&`. Keys and values are
+    /// written as they are, except for the bytes that would change how either original splits or
+    /// decodes the text (`&`, `=`, `%`, `?`, `+`, `#`, whitespace, controls, non-ASCII): those are
+    /// `%XX`-escaped, which Java's reader (and ours) decodes. An IPv6 host is bracketed.
     public var description: String {
-        var text = "\(`protocol`)://\(hostPort)/\(path)"
+        let authorityHost = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        var text = "\(`protocol`)://\(port > 0 ? "\(authorityHost):\(port)" : authorityHost)/\(path)"
         var pairs: [String] = []
-        if let group = parameters["group"] { pairs.append("group=\(group)") }
+        if let group = parameters["group"] { pairs.append("group=\(Self.escapedForQuery(group))") }
         for key in parameters.keys.sorted() where key != "group" {
-            pairs.append("\(key)=\(parameters[key]!)")
+            pairs.append("\(Self.escapedForQuery(key))=\(Self.escapedForQuery(parameters[key]!))")
         }
         if !pairs.isEmpty { text += "?" + pairs.joined(separator: "&") }
         return text
+    }
+
+    /// Escapes only what would break a reader; everything else stays readable and unencoded, as
+    /// motan-go (which never decodes) expects.
+    static func escapedForQuery(_ text: String) -> String {
+        func needsEscape(_ byte: UInt8) -> Bool {
+            switch byte {
+            case UInt8(ascii: "&"), UInt8(ascii: "="), UInt8(ascii: "%"), UInt8(ascii: "?"),
+                UInt8(ascii: "+"), UInt8(ascii: "#"):
+                true
+            default: byte <= 0x20 || byte >= 0x7F
+            }
+        }
+        guard text.utf8.contains(where: needsEscape) else { return text }
+        var out = ""
+        for byte in text.utf8 {
+            if needsEscape(byte) {
+                let hex = String(byte, radix: 16, uppercase: true)
+                out += byte < 16 ? "%0\(hex)" : "%\(hex)"
+            } else {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            }
+        }
+        return out
     }
 
     /// Parses either original's text form; nil when there is no `protocol://host` part.
@@ -116,15 +144,26 @@ public struct MotanURL: Sendable, Hashable, CustomStringConvertible {
             if byte == UInt8(ascii: "+") {
                 bytes.append(UInt8(ascii: " "))
             } else if byte == UInt8(ascii: "%"), utf8.count >= 2,
-                let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16)
+                let high = hexValue(utf8[utf8.startIndex]),
+                let low = hexValue(utf8[utf8.index(after: utf8.startIndex)])
             {
-                bytes.append(value)
+                // Hex digits only: `UInt8(_:radix:)` would also take a sign, e.g. "%+1".
+                bytes.append(high << 4 | low)
                 utf8 = utf8.dropFirst(2)
             } else {
                 bytes.append(byte)
             }
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 
     /// Java's `URLEncoder` (UTF-8, space as `+`), for registries that store encoded text.

@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "MotanTransport", targets: ["MotanTransport"]),
         .library(name: "MotanRegistry", targets: ["MotanRegistry"]),
         .library(name: "MotanHarness", targets: ["MotanHarness"]),
+        .library(name: "MotanHTTP", targets: ["MotanHTTP"]),
         .executable(name: "motan", targets: ["motan"]),
     ],
     dependencies: [
@@ -63,6 +64,13 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MotanHTTP",
+            dependencies: [
+                "MotanLoop",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "MotanHarness",
             dependencies: [
                 "MotanLoop",
@@ -89,6 +97,10 @@ let package = Package(
         .testTarget(
             name: "MotanTransportTests",
             dependencies: ["MotanTransport", "MotanLoop", "MotanCodec"]
+        ),
+        .testTarget(
+            name: "MotanHTTPTests",
+            dependencies: ["MotanHTTP", "MotanLoop"]
         ),
         .testTarget(
             name: "MotanCoexistenceTests",

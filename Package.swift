@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "MotanRegistry", targets: ["MotanRegistry"]),
         .library(name: "Motan", targets: ["Motan"]),
         .library(name: "MotanHarness", targets: ["MotanHarness"]),
+        .library(name: "MotanHTTP", targets: ["MotanHTTP"]),
         .executable(name: "motan", targets: ["motan"]),
     ],
     dependencies: [
@@ -19,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.1.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         // Test-only: proves an application can import SwiftNIO beside the transport.
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
     ],
@@ -64,12 +67,22 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MotanHTTP",
+            dependencies: [
+                "MotanLoop",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "Motan",
             dependencies: [
                 "MotanRegistry",
                 "MotanTransport",
+                "MotanHTTP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .target(
@@ -88,6 +101,9 @@ let package = Package(
                 "MotanCodec",
                 "MotanTransport",
                 "MotanHarness",
+                "MotanRegistry",
+                "MotanHTTP",
+                "Motan",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -108,11 +124,16 @@ let package = Package(
             name: "MotanTests",
             dependencies: [
                 "Motan",
+                "MotanHTTP",
                 "MotanRegistry",
                 "MotanTransport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
+        ),
+        .testTarget(
+            name: "MotanHTTPTests",
+            dependencies: ["MotanHTTP", "MotanLoop"]
         ),
         .testTarget(
             name: "MotanCoexistenceTests",

@@ -6,7 +6,7 @@ import MotanTransport
 import Prometheus
 
 /// One client endpoint as the admin endpoint reports it.
-public struct EndpointStatus: Sendable, Codable, Equatable {
+public struct EndpointReport: Sendable, Codable, Equatable {
     public var address: String
     public var service: String?
     public var available: Bool
@@ -66,14 +66,14 @@ public final class AdminEndpoint: Sendable {
     public struct Sources: Sendable {
         public var switcher: Switcher
         public var registries: @Sendable () -> [any Registry]
-        public var endpoints: @Sendable () async -> [EndpointStatus]
+        public var endpoints: @Sendable () async -> [EndpointReport]
         public var health: @Sendable () -> [String: String]
         public var metrics: PrometheusCollectorRegistry?
 
         public init(
             switcher: Switcher = .shared,
             registries: @escaping @Sendable () -> [any Registry] = { [] },
-            endpoints: @escaping @Sendable () async -> [EndpointStatus] = { [] },
+            endpoints: @escaping @Sendable () async -> [EndpointReport] = { [] },
             health: @escaping @Sendable () -> [String: String] = { [:] },
             metrics: PrometheusCollectorRegistry? = nil
         ) {

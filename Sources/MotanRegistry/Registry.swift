@@ -68,8 +68,18 @@ public protocol Registry: AnyObject, Sendable {
     /// One read of the available servers of `url`'s service.
     func discover(_ url: MotanURL) async throws(RegistryError) -> [MotanURL]
 
+    /// How long a change (available, unavailable) takes to reach subscribers, at most, in the
+    /// usual case. Graceful shutdown waits twice this before it stops accepting.
+    var propagationDelay: Duration { get }
+
     /// The instances this process registered here, with their states.
     func registrations() async -> [Registration]
     /// Unregisters what this process registered, ends every subscription, and closes any session.
     func close() async
+}
+
+extension Registry {
+    /// Watches deliver within milliseconds; a second covers clients that, like Java's, act on a
+    /// removal a moment later.
+    public var propagationDelay: Duration { .seconds(1) }
 }

@@ -31,6 +31,9 @@ public struct ServiceRegistry: Sendable {
 
     private(set) var services: [Service] = []
 
+    /// The services registered so far, in registration order: what a server exports.
+    public var serviceNames: [String] { services.map { String(decoding: $0.name, as: UTF8.self) } }
+
     public init() {}
 
     /// Registers a handler that runs on the loop (lowest latency) with decoded arguments.

@@ -116,6 +116,9 @@ public final class Cluster: @unchecked Sendable {
         self.registry = registry
         self.loop = loop
         self.configuration = configuration
+        precondition(
+            configuration.heartbeatManager.map { $0.loop === loop } ?? true,
+            "the cluster's heartbeat manager must run on the cluster's loop")
         logger = configuration.logger
         metrics = Metrics(
             service: serviceURL.serviceKey, factory: configuration.metricsFactory ?? MetricsSystem.factory)
@@ -228,7 +231,18 @@ public final class Cluster: @unchecked Sendable {
     private func apply(_ servers: [MotanURL]) {
         guard !isClosed else { return }
         updates += 1
-        guard !servers.isEmpty else {
+        var byAddress: [TCPAddress: MotanURL] = [:]
+        var order: [TCPAddress] = []
+        for url in servers {
+            guard url.port > 0, url.port <= 65_535, !url.host.isEmpty else {
+                logger.warning("ignoring server \(url) for \(serviceURL.serviceKey): no usable host:port")
+                continue
+            }
+            let address = TCPAddress(host: url.host, port: url.port)
+            if byAddress.updateValue(url, forKey: address) == nil { order.append(address) }
+        }
+        // A list of nothing usable is treated like an empty one.
+        guard !order.isEmpty else {
             emptyUpdates += 1
             metrics.emptyLists.increment()
             guard !members.isEmpty else {
@@ -243,16 +257,6 @@ public final class Cluster: @unchecked Sendable {
                 )
             }
             return
-        }
-        var byAddress: [TCPAddress: MotanURL] = [:]
-        var order: [TCPAddress] = []
-        for url in servers {
-            guard url.port > 0, url.port <= 65_535, !url.host.isEmpty else {
-                logger.warning("ignoring server \(url) for \(serviceURL.serviceKey): no usable host:port")
-                continue
-            }
-            let address = TCPAddress(host: url.host, port: url.port)
-            if byAddress.updateValue(url, forKey: address) == nil { order.append(address) }
         }
         var kept: [TCPAddress: Member] = [:]
         for member in members {

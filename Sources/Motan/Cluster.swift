@@ -116,6 +116,9 @@ public final class Cluster: @unchecked Sendable {
         self.registry = registry
         self.loop = loop
         self.configuration = configuration
+        precondition(
+            configuration.heartbeatManager.map { $0.loop === loop } ?? true,
+            "the cluster's heartbeat manager must run on the cluster's loop")
         logger = configuration.logger
         metrics = Metrics(
             service: serviceURL.serviceKey, factory: configuration.metricsFactory ?? MetricsSystem.factory)
@@ -228,7 +231,18 @@ public final class Cluster: @unchecked Sendable {
     private func apply(_ servers: [MotanURL]) {
         guard !isClosed else { return }
         updates += 1
-        guard !servers.isEmpty else {
+        var byAddress: [TCPAddress: MotanURL] = [:]
+        var order: [TCPAddress] = []
+        for url in servers {
+            guard url.port > 0, url.port <= 65_535, !url.host.isEmpty else {
+                logger.warning("ignoring server \(url) for \(serviceURL.serviceKey): no usable host:port")
+                continue
+            }
+            let address = TCPAddress(host: url.host, port: url.port)
+            if byAddress.updateValue(url, forKey: address) == nil { order.append(address) }
+        }
+        // A list of nothing usable is treated like an empty one.
+        guard !order.isEmpty else {
             emptyUpdates += 1
             metrics.emptyLists.increment()
             guard !members.isEmpty else {
@@ -243,16 +257,6 @@ public final class Cluster: @unchecked Sendable {
                 )
             }
             return
-        }
-        var byAddress: [TCPAddress: MotanURL] = [:]
-        var order: [TCPAddress] = []
-        for url in servers {
-            guard url.port > 0, url.port <= 65_535, !url.host.isEmpty else {
-                logger.warning("ignoring server \(url) for \(serviceURL.serviceKey): no usable host:port")
-                continue
-            }
-            let address = TCPAddress(host: url.host, port: url.port)
-            if byAddress.updateValue(url, forKey: address) == nil { order.append(address) }
         }
         var kept: [TCPAddress: Member] = [:]
         for member in members {
@@ -348,24 +352,31 @@ public final class Cluster: @unchecked Sendable {
         }
     }
 
-    /// An available member not yet tried by this call, by the load-balancing rule.
+    /// An available member not yet tried by this call, by the load-balancing rule. Scans from a
+    /// rotating (or random) start instead of building a candidate list: no allocation per call.
+    /// As in Java's balancers, an unusable endpoint's turn passes to the next usable one.
     private func select(excluding tried: [ObjectIdentifier]) -> Member? {
-        var candidates: [Member] = []
-        for member in members where member.endpoint.isAvailable && !tried.contains(ObjectIdentifier(member)) {
-            candidates.append(member)
+        let count = members.count
+        guard count > 0 else { return nil }
+        func usable(_ member: Member) -> Bool {
+            member.endpoint.isAvailable && (tried.isEmpty || !tried.contains(ObjectIdentifier(member)))
         }
-        guard !candidates.isEmpty else { return nil }
+        let start: Int
         switch configuration.loadBalance {
-        case .roundRobin:
+        case .roundRobin, .leastActive:
             nextIndex &+= 1
-            return candidates[Int(UInt(bitPattern: nextIndex) % UInt(candidates.count))]
+            start = Int(UInt(bitPattern: nextIndex) % UInt(count))
         case .random:
-            return candidates.randomElement()
-        case .leastActive:
-            let fewest = candidates.lazy.map(\.activeCalls).min()!
-            let idle = candidates.filter { $0.activeCalls == fewest }
-            nextIndex &+= 1
-            return idle[Int(UInt(bitPattern: nextIndex) % UInt(idle.count))]
+            start = Int.random(in: 0..<count)
         }
+        var best: Member?
+        for offset in 0..<count {
+            let member = members[(start + offset) % count]
+            guard usable(member) else { continue }
+            guard configuration.loadBalance == .leastActive else { return member }
+            if best == nil || member.activeCalls < best!.activeCalls { best = member }
+            if member.activeCalls == 0 { break }
+        }
+        return best
     }
 }

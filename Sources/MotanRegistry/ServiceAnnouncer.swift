@@ -168,21 +168,35 @@ public final class ServiceAnnouncer: Sendable {
         static let howToTurnOn =
             "turn the switch \(Switcher.heartbeatSwitchName) on (Switcher.setOnline(true) in code, POST /online on the admin endpoint, or the `motan switch` command)"
 
+        /// Registers in every registry; those that took it make it available when the switch is on,
+        /// even if another registry failed. The first error is the result.
         private func register(_ url: MotanURL) async -> Result<Void, RegistryError> {
-            let result = await forEachRegistry("register") { registry throws(RegistryError) in
-                try await registry.register(url)
+            var firstError: RegistryError?
+            var accepted: [any Registry] = []
+            for registry in registries {
+                do throws(RegistryError) {
+                    try await registry.register(url)
+                    accepted.append(registry)
+                } catch {
+                    logger.warning("register \(url) in \(registry.url) failed: \(error)")
+                    firstError = firstError ?? error
+                }
             }
-            guard case .success = result else { return result }
+            guard !accepted.isEmpty else { return .failure(firstError ?? .closed) }
             registered[url.identity] = url
             // Read after registering: a switch turned on meanwhile is seen here, and a later change
             // queues its own command behind this one.
             if switcher.isOnline {
                 logger.info("registered \(url); switch \(Switcher.heartbeatSwitchName) is on: available")
-                return await forEachRegistry("available") { registry throws(RegistryError) in
-                    try await registry.available(url)
+                for registry in accepted {
+                    do throws(RegistryError) {
+                        try await registry.available(url)
+                    } catch {
+                        logger.warning("available \(url) in \(registry.url) failed: \(error)")
+                        firstError = firstError ?? error
+                    }
                 }
-            }
-            if !warned {
+            } else if !warned {
                 warned = true
                 counters.warnings.add(1, ordering: .relaxed)
                 logger.warning(
@@ -192,7 +206,7 @@ public final class ServiceAnnouncer: Sendable {
             } else {
                 logger.info("registered \(url) (unavailable until \(Switcher.heartbeatSwitchName) is on)")
             }
-            return .success(())
+            return firstError.map { .failure($0) } ?? .success(())
         }
 
         /// Queues a reminder; it is dropped if the switch changes first.

@@ -24,6 +24,8 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     private var peerFinished = false
     private var peerFinishedDeadline: LoopTimer?
     private var closingGracefully = false
+    /// A peer that never takes its last answers does not hold the connection open forever.
+    private var closeDeadline: LoopTimer?
 
     /// Once the batch holds this much, it goes to the socket mid-read so the buffer stays small.
     private static let batchLimit = 64 * 1024
@@ -110,6 +112,8 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {
         peerFinishedDeadline?.cancel()
         peerFinishedDeadline = nil
+        closeDeadline?.cancel()
+        closeDeadline = nil
         server.connectionClosed(self)
         server.logger.trace("connection from \(peer) closed: \(reason)")
     }
@@ -209,6 +213,9 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         peerFinishedDeadline = nil
         writeOutput()
         connection.shutdownWrite { [connection] _ in connection.close(reason) }
+        closeDeadline = loop.scheduleTimer(after: server.answerDeadlineAfterPeerClose) { [connection] in
+            connection.close(reason)
+        }
     }
 
     /// Framing errors cannot be resynchronised: log why and drop this connection only.

@@ -117,6 +117,24 @@ struct RegistryLifecycleTests {
         await announcer.stop()
     }
 
+    @Test func aFailingRegistryDoesNotKeepTheOthersFromTheRegistration() async throws {
+        let loop = UVEventLoop(name: "registry-test")
+        defer { loop.syncShutdown() }
+        let broken = LocalRegistry(loop: loop)
+        await broken.close()
+        let working = LocalRegistry(loop: loop)
+        let switcher = Switcher()
+        switcher.setOnline(true)
+        let announcer = ServiceAnnouncer(switcher: switcher, registries: [broken, working])
+        await #expect(throws: RegistryError.closed) { try await announcer.register(Self.serverURL(port: 9004)) }
+        #expect(await working.registrations().map(\.state) == [.available])
+        // The switch still reaches the registry that works.
+        switcher.setOnline(false)
+        await announcer.settle()
+        #expect(await working.registrations().map(\.state) == [.unavailable])
+        await announcer.stop()
+    }
+
     @Test func localRegistryDeliversLaterOnItsLoopAndRejectsUnknownURLs() async throws {
         let loop = UVEventLoop(name: "registry-test")
         defer { loop.syncShutdown() }

@@ -70,6 +70,18 @@ struct SwitcherTests {
         #expect(await eventually { onLoop.value == [true] })
     }
 
+    @Test func aListenerOnAShutDownLoopIsSkippedAndTheOthersStillHear() {
+        let loop = UVEventLoop(name: "switch-listener")
+        loop.syncShutdown()
+        let switcher = Switcher()
+        let heard = Box(0)
+        switcher.addListener(for: nil, on: loop) { _ in heard.mutate { $0 += 100 } }
+        switcher.addListener(for: nil) { _ in heard.mutate { $0 += 1 } }
+        switcher.set("a", true)
+        switcher.set("a", false)
+        #expect(heard.value == 2)
+    }
+
     @Test func aListenerSettingASwitchIsNotReentered() {
         let switcher = Switcher()
         let order = Box<[String]>([])

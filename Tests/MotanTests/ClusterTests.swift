@@ -278,4 +278,20 @@ struct ClusterTests {
         #expect(await cluster.status().endpoints.isEmpty)
         await rig.shutdown()
     }
+
+    @Test func aListOfUnusableAddressesCountsAsEmpty() async throws {
+        let rig = try ClusterRig(servers: 1)
+        try await rig.publishAll()
+        let cluster = try await rig.makeCluster()
+        #expect(await rig.waitForEndpoints(cluster, count: 1))
+        try await rig.registry.unavailable(nil)
+        let portless = TestService.url(port: 0)
+        try await rig.registry.register(portless)
+        try await rig.registry.available(portless)
+        #expect(await eventually { await cluster.status().updates == 3 })
+        let status = await cluster.status()
+        #expect(status.keepingStaleEndpoints && status.endpoints.map(\.address.port) == [rig.servers[0].port])
+        #expect(try await cluster.call(method: "echo", arguments: ["kept"]).text == "kept")
+        await rig.shutdown()
+    }
 }

@@ -133,6 +133,30 @@ struct ServerHardeningTests {
         #expect(await eventually { fixture.server.statistics.openConnections == 0 })
     }
 
+    @Test("after a half-close, an answer that never comes does not keep the connection open")
+    func halfCloseDeadline() async throws {
+        let held = Box<[PendingResponse]>([])
+        let fixture = try ServerFixture(configuration: .init(answerDeadlineAfterPeerClose: .milliseconds(200))) {
+            registry in
+            registry.handle(service: service, method: "hold") { _, responder in
+                let pending = responder.detach()
+                held.mutate { $0.append(pending) }
+            }
+        }
+        defer { fixture.shutdown() }
+        let peer = try await fixture.connectPeer()
+        defer { peer.close() }
+        peer.send(requestFrame(id: 1, service: service, method: "hold"))
+        #expect(await eventually { held.value.count == 1 })
+        peer.shutdownWrite()
+        #expect(await eventually { peer.isClosed })
+        #expect(peer.frames.value.isEmpty)
+        // Answering after the close goes nowhere and settles the count.
+        held.value.first?.respond("late")
+        held.mutate { $0.removeAll() }
+        #expect(await eventually { fixture.server.statistics.inFlight == 0 })
+    }
+
     @Test("a client that never reads stops being read; reading resumes once it drains")
     func writeBackpressure() async throws {
         let fixture = try ServerFixture { _ in }

@@ -20,7 +20,7 @@ enum TestService {
 final class TestServer: @unchecked Sendable {
     let group = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "test-server")
     let calls = Box(0)
-    let held = Box<[Responder]>([])
+    let held = Box<[PendingResponse]>([])
     private let services: ServiceRegistry
     private let endpoint: Box<ServerEndpoint?>
     let port: Int
@@ -31,11 +31,12 @@ final class TestServer: @unchecked Sendable {
         let held = self.held
         services.handle(service: TestService.path, method: "echo") { request, responder in
             calls.mutate { $0 += 1 }
-            responder.respond(serializedValue: request.body)
+            responder.respond(request.arguments.first ?? .null)
         }
         services.handle(service: TestService.path, method: "hold") { _, responder in
             calls.mutate { $0 += 1 }
-            held.mutate { $0.append(responder) }
+            let pending = responder.detach()
+            held.mutate { $0.append(pending) }
         }
         services.handle(service: TestService.path, method: "businessError") { _, responder in
             calls.mutate { $0 += 1 }
@@ -61,7 +62,7 @@ final class TestServer: @unchecked Sendable {
     }
 
     func releaseHeld() {
-        let responders = held.mutate { all -> [Responder] in
+        let responders = held.mutate { all -> [PendingResponse] in
             defer { all.removeAll() }
             return all
         }

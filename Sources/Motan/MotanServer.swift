@@ -73,6 +73,7 @@ public final class MotanServer: Sendable {
         var endpoint: ServerEndpoint?
         var announcer: ServiceAnnouncer?
         var urls: [MotanURL] = []
+        var drained = true
     }
 
     public init(
@@ -88,6 +89,8 @@ public final class MotanServer: Sendable {
     public var urls: [MotanURL] { state.withLock { $0.urls } }
     public var endpoint: ServerEndpoint? { state.withLock { $0.endpoint } }
     public var port: Int? { endpoint?.port }
+    /// After `shutdown()`: whether every request in flight got its answer before the deadline.
+    public var drainedEverything: Bool { state.withLock { $0.drained } }
 
     /// Listens and registers every service, unavailable until the heartbeat switch is on.
     public func start() async throws(MotanServerError) {
@@ -186,6 +189,7 @@ public final class MotanServer: Sendable {
             await endpoint.stopAccepting()
             // 4. Drain what is in flight.
             let drained = await endpoint.waitUntilIdle(timeout: configuration.drainTimeout)
+            state.withLock { $0.drained = drained }
             if !drained {
                 logger.warning(
                     "shutdown: \(endpoint.statistics.inFlight) request(s) still in flight after \(configuration.drainTimeout); closing"

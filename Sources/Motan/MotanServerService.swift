@@ -7,13 +7,17 @@ import ServiceLifecycle
 /// never drops a call in flight.
 public struct MotanServerService: Service {
     public let server: MotanServer
+    private let onStarted: @Sendable (MotanServer) -> Void
 
-    public init(server: MotanServer) {
+    /// `onStarted` runs once the server listens and its services are registered.
+    public init(server: MotanServer, onStarted: @escaping @Sendable (MotanServer) -> Void = { _ in }) {
         self.server = server
+        self.onStarted = onStarted
     }
 
     public func run() async throws {
         try await server.start()
+        onStarted(server)
         // Returns when graceful shutdown begins; throws if the task is cancelled instead, and the
         // drain still runs, because an abandoned server would drop its calls.
         try? await gracefulShutdown()

@@ -11,6 +11,8 @@ import Synchronization
 /// subscriber hears it once, on `loop`, in a later turn than `subscribe`.
 public final class DirectRegistry: Registry {
     public let url: MotanURL
+    /// The list never changes: there is nothing to propagate.
+    public var propagationDelay: Duration { .zero }
     public let servers: [RegistryAddress.Host]
     public let loop: UVEventLoop
 

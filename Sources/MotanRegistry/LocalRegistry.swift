@@ -16,6 +16,8 @@ import Synchronization
 /// runs, so the last delivery a subscriber sees is always the current state.
 public final class LocalRegistry: Registry {
     public let url: MotanURL
+    /// Delivery is one hop to the registry's loop.
+    public var propagationDelay: Duration { .milliseconds(50) }
     /// Where listeners run.
     public let loop: UVEventLoop
     public let logger: Logger

@@ -1,7 +1,10 @@
 import ArgumentParser
-import Dispatch
+import Logging
+import Motan
 import MotanLoop
+import MotanRegistry
 import MotanTransport
+import ServiceLifecycle
 
 #if canImport(Glibc)
     import Glibc
@@ -9,13 +12,20 @@ import MotanTransport
     import Darwin
 #endif
 
-/// `motan serve`: the demo service on a Motan2 server endpoint, until the process is stopped.
+/// `motan serve`: the demo service on a Motan2 server, registered in the given registries, with
+/// an optional admin endpoint, until SIGTERM or SIGINT drains it.
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve the demo service (echo, hello, sleep, fail) over Motan2.")
+        abstract: "Serve the demo service (echo, hello, sleep, fail) over Motan2.",
+        discussion: """
+            Registries: direct://host:port[,host:port…], local://, zookeeper://host:port[,…], \
+            consul://host:port. Services register unavailable; --switch on (or POST /online on the \
+            admin endpoint, or `motan switch`) makes them available. SIGTERM or SIGINT: switch off, \
+            wait for subscribers, stop accepting, answer what is in flight, exit 0.
+            """)
 
-    @Option(help: "Address to listen on.")
+    @Option(help: "Address to listen on; also the host published in registries.")
     var host: String = "127.0.0.1"
 
     @Option(help: "Port to listen on; 0 picks a free one (printed on start).")
@@ -33,61 +43,88 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "On SIGTERM or SIGINT, milliseconds requests in flight get to finish.")
     var gracePeriod: Int = 10_000
 
+    @Option(name: .customLong("registry"), help: "A registry to register in (repeatable).")
+    var registries: [String] = []
+
+    @Option(help: "Service group published in registries.")
+    var group: String = MotanURL.defaultGroup
+
+    @Option(help: "The heartbeat switch (feature.configserver.heartbeat) at start: on or off.")
+    var `switch`: String = "off"
+
+    @Option(help: "Milliseconds shutdown waits for subscribers after going unavailable (default: 2 × the registries' propagation).")
+    var propagationWait: Int?
+
+    @Option(help: "Port of the admin HTTP endpoint (switches, endpoints, registries, metrics); none by default.")
+    var adminPort: Int?
+
+    @Option(help: "Address of the admin endpoint.")
+    var adminHost: String = "127.0.0.1"
+
+    @Flag(help: "Allow the admin endpoint on a non-loopback address.")
+    var adminAllowRemote = false
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0...65535") }
         guard loops > 0 else { throw ValidationError("--loops must be at least 1") }
+        guard ["on", "off"].contains(`switch`) else { throw ValidationError("--switch must be on or off") }
+        if let adminPort, !(0...65535).contains(adminPort) {
+            throw ValidationError("--admin-port must be 0...65535")
+        }
+        for text in registries {
+            do {
+                _ = try RegistryAddress(parsing: text)
+            } catch {
+                throw ValidationError("--registry \(text): \(error)")
+            }
+        }
     }
 
     func run() async throws {
-        // Installed before the port is printed: whoever reads the port may signal at once.
-        let signals = StopSignals()
-        let group = UVEventLoopGroup(numberOfLoops: loops, namePrefix: "serve")
-        let server = try ServerEndpoint(
-            group: group, services: MotanDemoService.registry(),
+        // Ignored before anything can be signalled; the service group's signal source still sees
+        // them, so a SIGTERM that arrives before it is listening cannot kill the process.
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        installRegistryModules()
+        let logger = Logger(label: "motan.serve")
+        let serverGroup = UVEventLoopGroup(numberOfLoops: loops, namePrefix: "serve")
+        let controlGroup = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "control")
+        let switcher = Switcher.shared
+        if `switch` == "on" { switcher.setOnline(true, source: .commandLine) }
+        let made = try registries.map { text in
+            try RegistryFactory.shared.makeRegistry(parsing: text, context: RegistryContext(loop: controlGroup.loops[0]))
+        }
+        let server = MotanServer(
+            group: serverGroup, services: MotanDemoService.registry(),
             configuration: .init(
-                host: host, port: port, maxInFlightPerConnection: maxInFlight,
-                heartbeatsEnabled: !refuseHeartbeats))
-        // Scripts and tests started with --port 0 read the port from this line.
-        print("listening on \(server.address)")
-        fflush(nil)
-        let received = await signals.next()
-        print("signal \(received): stopping, \(server.requestsInFlight) requests in flight")
-        fflush(nil)
-        let answered = await server.shutdown(gracePeriod: .milliseconds(gracePeriod))
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().async {
-                group.syncShutdown()
-                done.resume()
-            }
+                host: host, port: port, group: group, parameters: ["application": "motan-swift-serve"],
+                registries: made, switcher: switcher,
+                propagationWait: propagationWait.map { .milliseconds($0) },
+                drainTimeout: .milliseconds(gracePeriod),
+                endpoint: .init(maxInFlightPerConnection: maxInFlight, heartbeatsEnabled: !refuseHeartbeats)))
+        let admin = try adminPort.map { adminPort in
+            try AdminEndpoint(
+                group: controlGroup,
+                sources: .init(
+                    switcher: switcher, registries: { made },
+                    health: { ["phase": server.phase.rawValue] }),
+                configuration: .init(host: adminHost, port: adminPort, allowNonLoopback: adminAllowRemote))
         }
-        print(answered ? "stopped: every request answered" : "stopped: grace period over, requests dropped")
-        fflush(nil)
-    }
-}
-
-/// SIGTERM and SIGINT, delivered as values instead of killing the process, so that `serve` can
-/// drain before it exits.
-final class StopSignals: @unchecked Sendable {
-    private let sources: [any DispatchSourceSignal]
-    private let stream: AsyncStream<Int32>
-
-    init() {
-        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
-        self.stream = stream
-        sources = [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number) }
-            source.resume()
-            return source
+        let service = MotanServerService(server: server) { server in
+            // Scripts and tests started with --port 0 read the port from this line.
+            print("listening on \(TCPAddress(host: host, port: server.port ?? port))")
+            if let admin { print("admin endpoint on \(admin.address)") }
+            fflush(nil)
         }
-    }
-
-    deinit { for source in sources { source.cancel() } }
-
-    /// The first signal received.
-    func next() async -> Int32 {
-        var iterator = stream.makeAsyncIterator()
-        return await iterator.next() ?? SIGTERM
+        let services = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await services.run()
+        await admin?.close()
+        print("stopped: \(server.drainedEverything ? "every request answered" : "grace period over, requests dropped")")
+        fflush(nil)
+        await controlGroup.shutdown()
+        await serverGroup.shutdown()
     }
 }

@@ -147,7 +147,10 @@ struct AdminRouter: Sendable {
     let logger: Logger
 
     private enum Route {
-        case switches, setSwitch(String), online(Bool), endpoints, registries, health, metrics
+        case switches
+        case setSwitch(String)
+        case online(Bool)
+        case endpoints, registries, health, metrics
 
         /// The route a path names and the one method it takes; nil for an unknown path.
         init?(_ segments: [String]) {

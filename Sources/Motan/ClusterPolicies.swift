@@ -18,7 +18,7 @@ public enum HAStrategy: Sendable, Hashable {
     ///
     /// Safe means the server certainly did not run the request: the endpoint was unavailable, had
     /// or could make no connection, was closed, refused locally (too many pending calls), or the
-    /// server answered "provider not exist" or "rejected". Business and service errors are the
+    /// server answered "provider not exist", "rejected" or "shutting down". Business and service errors are the
     /// call's answer and are never retried. Timeouts and connections closed while the call was out
     /// are retried only with `retryPossiblyDelivered`: the server may have run the request
     /// already, and a slow server given twice the work gets slower, so the default is not to.
@@ -35,7 +35,8 @@ public enum HAStrategy: Sendable, Hashable {
         case .timeout, .connectionClosed:
             return possiblyDelivered
         case .remote(let info):
-            return info.errcode == ServerErrorCode.providerNotExist || info.errcode == ServerErrorCode.rejected
+            return [ServerErrorCode.providerNotExist, ServerErrorCode.rejected, ServerErrorCode.shuttingDown]
+                .contains(info.errcode)
         case .invalidResponse, .unexpectedResponse, .requestTooLarge, .bindFailed:
             return false
         }

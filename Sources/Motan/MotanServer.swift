@@ -11,7 +11,8 @@ import Synchronization
 ///   heartbeat switch on makes them available, turning it off unavailable again.
 /// - `shutdown()` drains: services unavailable → wait until subscribers can have seen it → stop
 ///   accepting and stop answering heartbeats → in-flight requests finish (with a deadline) →
-///   unregister and close the registries → close the endpoint. Nothing in flight is dropped.
+///   unregister → close the endpoint. Nothing in flight is dropped. The registries belong to
+///   the caller, who closes them afterwards.
 public final class MotanServer: Sendable {
     public struct Configuration: Sendable {
         /// Listening address; also the host registries publish, so clients must reach it.
@@ -186,21 +187,23 @@ public final class MotanServer: Sendable {
         // client revives this endpoint.
         if let endpoint {
             endpoint.heartbeatsEnabled = false
-            await endpoint.stopAccepting()
-            // 4. Drain what is in flight.
-            let drained = await endpoint.waitUntilIdle(timeout: configuration.drainTimeout)
+            // 4. Requests in flight finish and their answers go out; new ones are told the
+            // server is shutting down; then the connections close.
+            let drained = await endpoint.shutdown(gracePeriod: configuration.drainTimeout)
             state.withLock { $0.drained = drained }
-            if !drained {
-                logger.warning(
-                    "shutdown: \(endpoint.statistics.inFlight) request(s) still in flight after \(configuration.drainTimeout); closing"
-                )
+        }
+        // 5. Leave the registries. They belong to the caller, who closes them (closing a
+        // ZooKeeper registry ends its session, so nothing lingers).
+        let urls = state.withLock { $0.urls }
+        for registry in configuration.registries {
+            for url in urls {
+                do {
+                    try await registry.unregister(url)
+                } catch {
+                    logger.warning("shutdown: unregister \(url) from \(registry.url) failed: \(error)")
+                }
             }
         }
-        // 5. Leave the registries (deletes nodes, closes sessions), then close.
-        for registry in configuration.registries {
-            await registry.close()
-        }
-        await endpoint?.close()
         state.withLock { $0.phase = .stopped }
         logger.info("shutdown complete in \(clock.now - started)")
     }

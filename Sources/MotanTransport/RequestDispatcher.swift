@@ -18,6 +18,18 @@ struct RequestDispatcher: FrameHandler {
         connection.server.counters.requests.add(1, ordering: .relaxed)
         let isOneway = frame.flags.contains(.oneway)
         let startedAt = connection.loop.now
+        guard connection.server.isAccepting else {
+            // Draining: what is in flight finishes, nothing new starts, and the client learns at
+            // once that it may send this request elsewhere.
+            connection.server.counters.rejected.add(1, ordering: .relaxed)
+            reject(
+                frame, isOneway, connection,
+                MotanErrorInfo(
+                    errcode: ServerErrorCode.shuttingDown,
+                    errmsg: "server is shutting down: request not run, send it to another server",
+                    errtype: MotanErrorInfo.serviceType))
+            return .proceed
+        }
         guard connection.inFlight < maxInFlight else {
             connection.server.counters.rejected.add(1, ordering: .relaxed)
             reject(
@@ -161,6 +173,8 @@ public enum ServerErrorCode {
     public static let internalError = 500
     /// Too many requests in flight on the connection (Java's "rejected" code).
     public static let rejected = 10002
+    /// The server is draining for shutdown and did not run the request.
+    public static let shuttingDown = 503
 
     /// A handler threw: the provider method failed, which Motan calls a business exception.
     static func handlerFailure(_ error: any Error) -> MotanErrorInfo {

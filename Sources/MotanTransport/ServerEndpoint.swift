@@ -104,7 +104,8 @@ public final class ServerEndpoint: Sendable {
 
     // MARK: draining and closing
 
-    /// Stops listening: new connections are refused; open ones keep being served. Blocks
+    /// Stops listening: new connections are refused; on open ones, requests in flight finish and
+    /// new ones are answered "shutting down" (503), which a cluster retries elsewhere. Blocks
     /// until every listener is closed; never call it on a loop thread.
     public func stopAccepting() {
         precondition(!onAnyLoop, "ServerEndpoint.stopAccepting() blocks; use the async form on a loop")
@@ -129,7 +130,8 @@ public final class ServerEndpoint: Sendable {
 
     /// Waits until no request is in flight on any connection, or `timeout` passes; returns
     /// whether the server went idle. Heartbeats keep being answered meanwhile (unless switched
-    /// off), and new requests on open connections are still served and waited for.
+    /// off); once the server stopped accepting, new requests on open connections are answered
+    /// at once with a "shutting down" error (503) instead of being run.
     public func waitUntilIdle(timeout: Duration) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         while requestsInFlight > 0 {

@@ -1,131 +1,184 @@
 import ArgumentParser
 import Logging
+import Motan
 import MotanCodec
 import MotanHarness
 import MotanLoop
+import MotanRegistry
 import MotanTransport
+import Synchronization
 
-/// `make run`: everything in one process on 127.0.0.1, nothing to install or start first.
-/// Calls the demo service over Motan2, measures it, runs a client→server heartbeat drill
-/// (server gone → endpoint unavailable → server back → a heartbeat revives it), and prints the
-/// raw event-loop echo as the floor the RPC numbers are measured against.
+/// `make run`: a Motan cluster in one process on 127.0.0.1, nothing to install or start first.
+/// A server and a client meet in an in-process registry, and the demo walks a newcomer through
+/// both heartbeats: the server → registry switch (preview, online, graceful shutdown) and the
+/// client → server probes (a fault fuses the endpoint, a heartbeat revives it).
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run an embedded Motan2 server and client on 127.0.0.1: calls, latency, a heartbeat drill.")
+        abstract:
+            "Run a server and a client in one process: preview, switch on, calls, a fault drill, graceful shutdown.")
 
     @Option(help: "Calls of the closed-loop latency run; the pipelined run makes ten times as many.")
-    var calls: Int = 20_000
+    var calls: Int = 5_000
 
-    @Option(help: "Upper bound on each load run.")
+    @Option(help: "Upper bound on each load run, in seconds.")
     var seconds: Int = 10
 
     @Option(help: "Heartbeat probe period of the client, in milliseconds.")
     var probeMilliseconds: Int = 200
 
     func run() async throws {
-        // The demo prints the state changes itself; the library's own info lines would repeat them.
+        // The demo narrates state changes itself; the library's own info lines would repeat them.
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .warning
+            handler.logLevel = .error
             return handler
         }
+        let narrator = Narrator()
         let serverGroup = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "server")
         let clientGroup = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "client")
-        defer {
-            clientGroup.syncShutdown()
-            serverGroup.syncShutdown()
-        }
-        var server = try ServerEndpoint(group: serverGroup, services: MotanDemoService.registry())
-        let address = server.address
+        let clientLoop = clientGroup.loops[0]
+        let switcher = Switcher()
+        let registry = LocalRegistry(loop: clientLoop)
         let service = MotanDemoService.name
-        print("Motan2 server for \(service) listening on \(address)")
 
-        let clock = ContinuousClock()
-        let start = clock.now
-        let stamp: @Sendable () -> String = {
-            let elapsed = (clock.now - start).components
-            let millis = String(elapsed.seconds * 1000 + elapsed.attoseconds / 1_000_000_000_000_000)
-            return "[" + String(repeating: " ", count: max(0, 6 - millis.count)) + millis + " ms]"
+        func makeServer(port: Int) -> MotanServer {
+            MotanServer(
+                group: serverGroup, services: MotanDemoService.registry(),
+                configuration: .init(
+                    port: port, registries: [registry], switcher: switcher,
+                    propagationWait: .milliseconds(200), drainTimeout: .seconds(5)))
         }
-        _ = HeartbeatManager.of(
-            clientGroup.loops[0], configuration: .init(period: .milliseconds(Int64(probeMilliseconds))))
-        let endpoint = ClientEndpoint(
-            address: address, loop: clientGroup.loops[0],
+
+        narrator.section("1. start: the server registers unavailable (preview)")
+        var server = makeServer(port: 0)
+        try await server.start()
+        let port = server.port ?? 0
+        narrator.say(
+            "server listening on 127.0.0.1:\(port); in the registry as: \(await registry.registrations().map(\.state.rawValue).joined())"
+        )
+        let cluster = Cluster(
+            serviceURL: MotanURL(
+                host: "127.0.0.1", port: 0, path: service, parameters: ["nodeType": "referer"]),
+            registry: registry, loop: clientLoop,
             configuration: .init(
-                requestTimeout: .milliseconds(500), connectTimeout: .milliseconds(500),
-                onEvent: { event in
-                    switch event {
-                    case .becameAvailable, .becameUnavailable: print("\(stamp()) endpoint \(address): \(event)")
-                    default: break
-                    }
-                }))
-        defer { endpoint.close() }
+                endpoint: .init(
+                    requestTimeout: .milliseconds(500), connectTimeout: .milliseconds(500),
+                    onEvent: { event in
+                        switch event {
+                        case .becameAvailable, .becameUnavailable:
+                            narrator.say("client endpoint 127.0.0.1:\(port): \(event)")
+                        default: break
+                        }
+                    }),
+                heartbeatManager: HeartbeatManager.of(
+                    clientLoop, configuration: .init(period: .milliseconds(Int64(probeMilliseconds))))))
+        try await cluster.start()
+        await narrator.call(cluster, "hello", ["anyone?"])
+        let direct = ClientEndpoint(address: TCPAddress(host: "127.0.0.1", port: port), loop: clientLoop)
+        let preview = try await direct.call(service: service, method: "hello", arguments: ["preview"])
+        narrator.say(
+            "an operator calls the server directly during preview: hello(\"preview\") → \(CallCommand.render(preview))")
+        await direct.close()
 
-        print("\n== calls")
-        for (method, arguments) in [("hello", ["swift-motan"]), ("echo", [SimpleValue.int64(42)]), ("fail", ["boom"])] {
-            do {
-                let value = try await endpoint.call(service: service, method: method, arguments: arguments)
-                print(
-                    "\(method)(\(arguments.map { CallCommand.render($0) }.joined(separator: ", "))) → \(CallCommand.render(value))"
-                )
-            } catch {
-                print(
-                    "\(method)(\(arguments.map { CallCommand.render($0) }.joined(separator: ", "))) → error: \(error)")
-            }
-        }
-
-        print("\n== latency and throughput (64-byte string echo, one connection pool of 2)")
+        narrator.section("2. switch on: feature.configserver.heartbeat")
+        switcher.setOnline(true, source: .api)
+        narrator.say("switch on")
+        _ = await eventually { await cluster.status().endpoints.count == 1 }
+        narrator.say("the client's cluster now lists \(await cluster.status().endpoints.count) server")
+        await narrator.call(cluster, "hello", ["swift-motan"])
+        await narrator.call(cluster, "fail", ["boom"])
+        let endpoint = try await clientLoop.submit { cluster.endpoints[0] }
         let payload: [SimpleValue] = [.string(String(repeating: "m", count: 64))]
-        for (label, concurrency, count) in [
-            ("closed loop, 1 call in flight", 1, calls), ("16 calls in flight", 16, calls * 10),
-        ] {
+        for (label, concurrency, count) in [("1 call in flight", 1, calls), ("16 calls in flight", 16, calls * 10)] {
             let result = await RPCLoad.run(
                 endpoint: endpoint, service: service, method: "echo", arguments: payload, calls: count,
                 concurrency: concurrency, timeLimit: .seconds(Int64(seconds)))
-            print("\(label): \(result)")
+            narrator.say("64-byte echo, \(label): \(result)")
         }
 
-        print("\n== heartbeat drill: the server goes away and comes back on the same port")
-        await server.close()
-        print("\(stamp()) server closed")
+        narrator.section("3. fault drill: the server's listener and connections are cut")
+        await server.endpoint?.close()
+        narrator.say("server cut off (the registry still lists it)")
         var failures = 0
         while endpoint.isAvailable && failures < 100 {
-            do {
-                _ = try await endpoint.call(service: service, method: "hello", arguments: ["anyone?"])
-            } catch {
-                failures += 1
+            do { _ = try await cluster.call(method: "hello", arguments: ["still there?"]) } catch { failures += 1 }
+        }
+        narrator.say("\(failures) calls failed; now calls fail fast:")
+        await narrator.call(cluster, "hello", ["anyone?"])
+        try await Task.sleep(for: .milliseconds(Int64(3 * probeMilliseconds)))
+        server = makeServer(port: port)
+        try await server.start()
+        narrator.say("server back on port \(port); waiting for a heartbeat to get through")
+        _ = await eventually(timeout: .seconds(10)) { endpoint.isAvailable }
+        await narrator.call(cluster, "hello", ["again"])
+
+        narrator.section("4. graceful shutdown with 20 calls in flight")
+        let answered = Counter()
+        let restarted = server
+        await withTaskGroup(of: Void.self) { tasks in
+            for _ in 0..<20 {
+                tasks.addTask {
+                    if (try? await cluster.call(method: "sleep", arguments: [.int64(300)], timeout: .seconds(5))) != nil
+                    {
+                        answered.add()
+                    }
+                }
+            }
+            tasks.addTask {
+                try? await Task.sleep(for: .milliseconds(50))
+                narrator.say("shutdown: switch off → wait for subscribers → stop accepting → drain → close")
+                await restarted.shutdown()
+                narrator.say("server stopped; switch is \(switcher.isOnline ? "on" : "off")")
             }
         }
-        print("\(stamp()) \(failures) calls failed; calls now fail fast: ", terminator: "")
-        do {
-            _ = try await endpoint.call(service: service, method: "hello", arguments: ["anyone?"])
-            print("unexpectedly answered")
-        } catch {
-            print(error)
-        }
-        try await Task.sleep(for: .milliseconds(3 * probeMilliseconds))
-        server = try ServerEndpoint(
-            group: serverGroup, services: MotanDemoService.registry(), configuration: .init(port: address.port))
-        print("\(stamp()) server listening again on \(server.address); waiting for a heartbeat to get through")
-        let deadline = clock.now + .seconds(10)
-        while !endpoint.isAvailable && clock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        let answer = try await endpoint.call(service: service, method: "hello", arguments: ["again"])
-        print("\(stamp()) hello(\"again\") → \(CallCommand.render(answer))")
-        await server.close()
+        narrator.say("\(answered.value) of 20 calls in flight were answered")
+        let status = await cluster.status()
+        narrator.say(
+            "the registry lists \(try await registry.discover(cluster.serviceURL).count) servers; the client keeps its \(status.endpoints.count) endpoint(s) (stale: \(status.keepingStaleEndpoints)) and logs a warning"
+        )
+        await cluster.close()
+        await registry.close()
+        await clientGroup.shutdown()
+        await serverGroup.shutdown()
+    }
+}
 
-        print("\n== floor: raw echo of 64-byte frames over the same event loops, no Motan framing")
-        let echo = try TCPServer.bind(host: "127.0.0.1", port: 0, on: serverGroup) { _ in LengthPrefixedEchoHandler() }
-        defer { echo.close() }
-        for (label, connections, depth, count) in [
-            ("closed loop, 1 connection", 1, 1, calls), ("16 connections x 16 pipelined", 16, 16, calls * 10),
-        ] {
-            let result = try await EchoLoad.run(
-                address: echo.address, group: clientGroup, connections: connections, depth: depth, frameSize: 64,
-                roundTrips: count, timeLimit: .seconds(Int64(seconds)))
-            print("\(label): \(result)")
+/// Prints each step with the time since the demo started.
+private final class Narrator: Sendable {
+    private let clock = ContinuousClock()
+    private let start = ContinuousClock.now
+
+    func section(_ title: String) { print("\n== \(title)") }
+
+    func say(_ line: String) {
+        let elapsed = (clock.now - start).components
+        let millis = String(elapsed.seconds * 1000 + elapsed.attoseconds / 1_000_000_000_000_000)
+        print("[" + String(repeating: " ", count: max(0, 6 - millis.count)) + millis + " ms] " + line)
+    }
+
+    func call(_ cluster: Cluster, _ method: String, _ arguments: [SimpleValue]) async {
+        let shown = "\(method)(\(arguments.map { CallCommand.render($0) }.joined(separator: ", ")))"
+        do {
+            say("\(shown) → \(CallCommand.render(try await cluster.call(method: method, arguments: arguments)))")
+        } catch {
+            say("\(shown) → error: \(error)")
         }
     }
+}
+
+private final class Counter: Sendable {
+    private let count = Mutex(0)
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
+}
+
+/// Polls until `condition` holds or `timeout` passes.
+private func eventually(timeout: Duration = .seconds(5), _ condition: () async -> Bool) async -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(5))
+    }
+    return await condition()
 }

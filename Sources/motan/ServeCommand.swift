@@ -52,7 +52,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The heartbeat switch (feature.configserver.heartbeat) at start: on or off.")
     var `switch`: String = "off"
 
-    @Option(help: "Milliseconds shutdown waits for subscribers after going unavailable (default: 2 × the registries' propagation).")
+    @Option(
+        help:
+            "Milliseconds shutdown waits for subscribers after going unavailable (default: 2 × the registries' propagation)."
+    )
     var propagationWait: Int?
 
     @Option(help: "Port of the admin HTTP endpoint (switches, endpoints, registries, metrics); none by default.")
@@ -92,7 +95,8 @@ struct ServeCommand: AsyncParsableCommand {
         let switcher = Switcher.shared
         if `switch` == "on" { switcher.setOnline(true, source: .commandLine) }
         let made = try registries.map { text in
-            try RegistryFactory.shared.makeRegistry(parsing: text, context: RegistryContext(loop: controlGroup.loops[0]))
+            try RegistryFactory.shared.makeRegistry(
+                parsing: text, context: RegistryContext(loop: controlGroup.loops[0]))
         }
         let server = MotanServer(
             group: serverGroup, services: MotanDemoService.registry(),
@@ -122,6 +126,7 @@ struct ServeCommand: AsyncParsableCommand {
                 logger: logger))
         try await services.run()
         await admin?.close()
+        for registry in made { await registry.close() }
         print("stopped: \(server.drainedEverything ? "every request answered" : "grace period over, requests dropped")")
         fflush(nil)
         await controlGroup.shutdown()

@@ -48,7 +48,10 @@ struct AdminEndpointTests {
             sources: .init(
                 switcher: switcher, registries: { [registry] },
                 endpoints: {
-                    [EndpointReport(address: "127.0.0.1:1", available: false, errorCount: 10, millisecondsSinceStateChange: 5)]
+                    [
+                        EndpointReport(
+                            address: "127.0.0.1:1", available: false, errorCount: 10, millisecondsSinceStateChange: 5)
+                    ]
                 }, metrics: metrics))
         let http = AdminClient(client: LoopHTTPClient(loop: group.loops[0]), address: admin.address)
 

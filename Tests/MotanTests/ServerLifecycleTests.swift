@@ -132,7 +132,9 @@ struct ServerLifecycleTests {
         let client = ClientEndpoint(
             address: TCPAddress(host: "127.0.0.1", port: port), loop: rig.clientGroup.loops[0],
             configuration: .init(requestTimeout: .seconds(10)))
-        let stuck = Task { try await client.call(service: LifecycleRig.service, method: "slow", arguments: [.int64(5000)]) }
+        let stuck = Task {
+            try await client.call(service: LifecycleRig.service, method: "slow", arguments: [.int64(5000)])
+        }
         try await Task.sleep(for: .milliseconds(100))
         let clock = ContinuousClock()
         let started = clock.now
@@ -156,7 +158,9 @@ struct ServerLifecycleTests {
         let client = ClientEndpoint(
             address: TCPAddress(host: "127.0.0.1", port: port), loop: rig.clientGroup.loops[0],
             configuration: .init(requestTimeout: .seconds(5)))
-        let inFlight = Task { try await client.call(service: LifecycleRig.service, method: "slow", arguments: [.int64(400)]) }
+        let inFlight = Task {
+            try await client.call(service: LifecycleRig.service, method: "slow", arguments: [.int64(400)])
+        }
         try await Task.sleep(for: .milliseconds(100))
         await group.triggerGracefulShutdown()
         #expect(try await inFlight.value == .string("slept"))

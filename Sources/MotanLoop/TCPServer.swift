@@ -16,7 +16,8 @@ public typealias ConnectionInitializer = @Sendable (TCPConnection) -> TCPConnect
 final class TCPListener: LoopHandleOwner, @unchecked Sendable {
     let loop: UVEventLoop
     private let handle: UnsafeMutablePointer<uv_tcp_t>
-    private let initializer: ConnectionInitializer
+    /// Dropped once the listener closes: it often holds the server's owner, which holds the server.
+    private var initializer: ConnectionInitializer?
     private(set) var isClosed = false
     private var closed: (() -> Void)?
 
@@ -94,7 +95,7 @@ final class TCPListener: LoopHandleOwner, @unchecked Sendable {
             return
         }
         connection.becomeOpen()
-        guard let delegate = initializer(connection) else {
+        guard let delegate = initializer?(connection) else {
             connection.close(.local)
             return
         }
@@ -110,6 +111,7 @@ final class TCPListener: LoopHandleOwner, @unchecked Sendable {
         }
         isClosed = true
         closed = done
+        initializer = nil
         uv_close(rawHandle) { raw in
             let listener = Unmanaged<TCPListener>.fromOpaque(raw!.pointee.data).takeRetainedValue()
             listener.handle.deallocate()

@@ -186,6 +186,7 @@ public final class ClientEndpoint: @unchecked Sendable {
         if loop.inEventLoop {
             closeOnLoop()
         } else {
+            UVEventLoop.preconditionNotOnLoopThread("ClientEndpoint.close() off the endpoint's loop")
             // nil: the loop has shut down, and its shutdown closed the connections and failed the calls.
             _ = loop.tryRunSync { self.closeOnLoop() }
         }

@@ -83,7 +83,9 @@ public final class HeartbeatManager: @unchecked Sendable {
 
     /// A shut-down loop closed the timer and forgot every probe, so the fallback is the truth.
     private func onLoop<T>(orIfShutDown fallback: T, _ body: @escaping () -> T) -> T {
-        loop.inEventLoop ? body() : loop.tryRunSync(body) ?? fallback
+        if loop.inEventLoop { return body() }
+        UVEventLoop.preconditionNotOnLoopThread("HeartbeatManager's blocking accessors off the manager's loop")
+        return loop.tryRunSync(body) ?? fallback
     }
 
     private func onLoop<T: Sendable>(

@@ -214,6 +214,26 @@ struct PortOwnershipTests {
         #expect(spread.allSatisfy { $0 > 0 }, "connections per loop: \(spread)")
     }
 
+    @Test("port 0 always gets a port of its own; the check covers IPv6 and the wildcard address too")
+    func portZeroAndOtherAddresses() async throws {
+        let group = UVEventLoopGroup(numberOfLoops: 2)
+        defer { group.syncShutdown() }
+        let first = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in EchoDelegate() }
+        let second = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in EchoDelegate() }
+        #expect(first.port != second.port)
+        for host in ["127.0.0.1", "0.0.0.0"] {
+            #expect(throws: LoopError.self, "\(host):\(first.port)") {
+                try TCPServer.bind(host: host, port: first.port, on: group) { _ in nil }
+            }
+        }
+        await first.close()
+        await second.close()
+        let v6 = try TCPServer.bind(host: "::1", port: 0, on: group) { _ in EchoDelegate() }
+        #expect(throws: LoopError.self) { try TCPServer.bind(host: "::1", port: v6.port, on: group) { _ in nil } }
+        await v6.close()
+        #expect(group.loops[0].runSync { group.loops[0].liveHandleCount() } == 0)
+    }
+
     @Test("a port freed by a closed server can be bound again at once")
     func rebindAfterClose() async throws {
         let group = UVEventLoopGroup(numberOfLoops: 2)

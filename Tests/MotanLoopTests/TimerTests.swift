@@ -93,9 +93,10 @@ struct TimerTests {
             let due = UInt64(n + 1) * interval
             #expect(t >= due, "tick \(n) fired early at \(t) ms (due \(due))")
         }
-        // Behavioural bound, not a speed target: the last tick is still within one period of its slot.
+        // Behavioural bound, not a speed target: re-arming from "now" would put the last tick
+        // 7 ms × 29 ≈ 200 ms behind its slot; half of that is left for a loaded machine's latency.
         let lastDue = UInt64(ticks) * interval
-        #expect(times.last! < lastDue + interval, "ticks: \(times)")
+        #expect(times.last! < lastDue + 100, "ticks: \(times)")
     }
 }
 

@@ -104,6 +104,8 @@ final class TestServer: @unchecked Sendable {
         peerGroup.syncShutdown()
         server.close()
         group.syncShutdown()
+        // Held responders reach the registry's handlers, which hold `held`: break the cycle.
+        held.mutate { $0.removeAll() }
     }
 }
 

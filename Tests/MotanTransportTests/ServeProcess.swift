@@ -25,12 +25,12 @@ final class ServeProcess: @unchecked Sendable {
     private let outputPath: String
 
     /// Starts `motan serve --port port` and waits (bounded) for its "listening on" line.
-    init(port: Int = 0, loops: Int = 1) throws {
+    init(port: Int = 0, loops: Int = 1, arguments extra: [String] = []) throws {
         let binary = try Self.binary()
         outputPath = NSTemporaryDirectory() + "motan-serve-\(UUID().uuidString).out"
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--port", String(port), "--loops", String(loops)]
+        process.arguments = ["serve", "--port", String(port), "--loops", String(loops)] + extra
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
         process.standardOutput = output
         process.standardError = output
@@ -90,6 +90,9 @@ final class ServeProcess: @unchecked Sendable {
         else { return nil }
         return stat[stat.index(after: close)...].split(separator: " ").first.map(String.init)
     }
+
+    /// Everything the child has printed so far.
+    var output: String { readText(outputPath) ?? "" }
 
     /// SIGKILL and reap; safe to call more than once.
     func terminate() {

@@ -69,19 +69,44 @@ public final class AdminEndpoint: Sendable {
         public var endpoints: @Sendable () async -> [EndpointReport]
         public var health: @Sendable () -> [String: String]
         public var metrics: PrometheusCollectorRegistry?
+        /// Runs before `/metrics` is answered, to bring pulled values up to date.
+        public var beforeScrape: @Sendable () -> Void
 
         public init(
             switcher: Switcher = .shared,
             registries: @escaping @Sendable () -> [any Registry] = { [] },
             endpoints: @escaping @Sendable () async -> [EndpointReport] = { [] },
             health: @escaping @Sendable () -> [String: String] = { [:] },
-            metrics: PrometheusCollectorRegistry? = nil
+            metrics: PrometheusCollectorRegistry? = nil,
+            beforeScrape: @escaping @Sendable () -> Void = {}
         ) {
+            self.beforeScrape = beforeScrape
             self.switcher = switcher
             self.registries = registries
             self.endpoints = endpoints
             self.health = health
             self.metrics = metrics
+        }
+    }
+
+    /// `/endpoints` for the endpoints of `clusters`, each reported under its service.
+    public static func endpoints(of clusters: @escaping @Sendable () -> [Cluster])
+        -> @Sendable () async -> [EndpointReport]
+    {
+        {
+            var reports: [EndpointReport] = []
+            for cluster in clusters() {
+                for snapshot in await cluster.endpointSnapshots() {
+                    reports.append(
+                        EndpointReport(
+                            address: snapshot.address.description, service: cluster.service,
+                            available: snapshot.isAvailable, errorCount: snapshot.errorCount,
+                            millisecondsSinceStateChange: UInt64(
+                                snapshot.sinceStateChange.components.seconds * 1000
+                                    + snapshot.sinceStateChange.components.attoseconds / 1_000_000_000_000_000)))
+                }
+            }
+            return reports
         }
     }
 
@@ -211,6 +236,7 @@ struct AdminRouter: Sendable {
             health["online"] = String(sources.switcher.isOnline)
             return json(health)
         case .metrics:
+            sources.beforeScrape()
             let text = sources.metrics?.emitToString() ?? ""
             return LoopHTTPResponse(status: 200, text: text, contentType: "text/plain; version=0.0.4")
         }

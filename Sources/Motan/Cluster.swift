@@ -210,6 +210,16 @@ public final class Cluster: @unchecked Sendable {
         }
     }
 
+    /// The availability of every endpoint in use. Any thread or task.
+    public func endpointSnapshots() async -> [ClientEndpoint.Snapshot] {
+        await withCheckedContinuation { (continuation: CheckedContinuation<[ClientEndpoint.Snapshot], Never>) in
+            let accepted = loop.execute { [self] in
+                continuation.resume(returning: members.map { $0.endpoint.snapshotOnLoop() })
+            }
+            if !accepted { continuation.resume(returning: []) }
+        }
+    }
+
     /// The endpoints in use. Loop thread only.
     public var endpoints: [ClientEndpoint] {
         loop.preconditionInEventLoop()

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import MotanRegistry
 import MotanTransport
 import Synchronization
@@ -75,6 +76,7 @@ public final class MotanServer: Sendable {
         var announcer: ServiceAnnouncer?
         var urls: [MotanURL] = []
         var drained = true
+        var published: ServerStatistics?
     }
 
     public init(
@@ -92,6 +94,29 @@ public final class MotanServer: Sendable {
     public var port: Int? { endpoint?.port }
     /// After `shutdown()`: whether every request in flight got its answer before the deadline.
     public var drainedEverything: Bool { state.withLock { $0.drained } }
+
+    /// Records the endpoint's statistics as swift-metrics gauges and counters (labels
+    /// `motan_server_*`), for a scrape: the admin endpoint calls it before answering `/metrics`.
+    public func publishStatistics() {
+        guard let statistics = endpoint?.statistics else { return }
+        let previous = state.withLock { state in
+            defer { state.published = statistics }
+            return state.published
+        }
+        Gauge(label: "motan_server_open_connections").record(statistics.openConnections)
+        Gauge(label: "motan_server_requests_in_flight").record(statistics.inFlight)
+        let totals: [(String, KeyPath<ServerStatistics, Int>)] = [
+            ("motan_server_requests_total", \.requests),
+            ("motan_server_heartbeats_answered_total", \.heartbeatsAnswered),
+            ("motan_server_rejected_total", \.rejected),
+            ("motan_server_malformed_closes_total", \.malformedCloses),
+            ("motan_server_read_pauses_total", \.readPauses),
+        ]
+        for (label, field) in totals {
+            let delta = statistics[keyPath: field] - (previous?[keyPath: field] ?? 0)
+            if delta > 0 { Counter(label: label).increment(by: delta) }
+        }
+    }
 
     /// Listens and registers every service, unavailable until the heartbeat switch is on.
     public func start() async throws(MotanServerError) {

@@ -37,7 +37,7 @@ struct AvailabilityTracker {
     let threshold: Int
     private(set) var errorCount = 0
     private(set) var isAvailable = true
-    private var changedAt: UInt64
+    private(set) var changedAt: UInt64
 
     init(threshold: Int, now: UInt64) {
         self.threshold = threshold

@@ -212,6 +212,39 @@ public final class ClientEndpoint: @unchecked Sendable {
         eventContinuation.finish()
     }
 
+    /// An endpoint's availability as operators see it (the admin endpoint's `/endpoints`).
+    public struct Snapshot: Sendable, Equatable {
+        public var address: TCPAddress
+        public var isAvailable: Bool
+        /// The weighted failure count since the last success.
+        public var errorCount: Int
+        /// Time since the endpoint last became available or unavailable (or was created).
+        public var sinceStateChange: Duration
+        public var pendingCalls: Int
+    }
+
+    /// The endpoint's state now. Any thread or task; a closed loop reports the endpoint unavailable.
+    public func snapshot() async -> Snapshot {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Snapshot, Never>) in
+            let accepted = loop.execute { [self] in continuation.resume(returning: snapshotOnLoop()) }
+            if !accepted {
+                continuation.resume(
+                    returning: Snapshot(
+                        address: address, isAvailable: false, errorCount: 0, sinceStateChange: .zero,
+                        pendingCalls: 0))
+            }
+        }
+    }
+
+    /// `snapshot()` for code already on the endpoint's loop.
+    public func snapshotOnLoop() -> Snapshot {
+        loop.preconditionInEventLoop()
+        return Snapshot(
+            address: address, isAvailable: availability.isAvailable, errorCount: availability.errorCount,
+            sinceStateChange: .milliseconds(Int64(loop.now &- availability.changedAt)),
+            pendingCalls: pending.count)
+    }
+
     // MARK: heartbeats
 
     /// Sends one heartbeat to learn whether the server is back; ignores availability.

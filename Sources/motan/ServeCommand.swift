@@ -1,9 +1,11 @@
 import ArgumentParser
 import Logging
+import Metrics
 import Motan
 import MotanLoop
 import MotanRegistry
 import MotanTransport
+import Prometheus
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -90,6 +92,8 @@ struct ServeCommand: AsyncParsableCommand {
         signal(SIGINT, SIG_IGN)
         installRegistryModules()
         let logger = Logger(label: "motan.serve")
+        let prometheus = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
         let serverGroup = UVEventLoopGroup(numberOfLoops: loops, namePrefix: "serve")
         let controlGroup = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "control")
         let switcher = Switcher.shared
@@ -111,7 +115,8 @@ struct ServeCommand: AsyncParsableCommand {
                 group: controlGroup,
                 sources: .init(
                     switcher: switcher, registries: { made },
-                    health: { ["phase": server.phase.rawValue] }),
+                    health: { ["phase": server.phase.rawValue] }, metrics: prometheus,
+                    beforeScrape: { server.publishStatistics() }),
                 configuration: .init(host: adminHost, port: adminPort, allowNonLoopback: adminAllowRemote))
         }
         let service = MotanServerService(server: server) { server in

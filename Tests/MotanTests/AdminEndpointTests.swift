@@ -124,6 +124,37 @@ struct AdminEndpointTests {
         await group.shutdown()
     }
 
+    @Test("/endpoints reports a cluster's endpoints: a dead server shows up unavailable with its error count")
+    func endpointsOfClusters() async throws {
+        let group = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "admin-endpoints")
+        // A port nobody listens on: bound and closed again.
+        let probe = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in nil }
+        let deadPort = probe.port
+        await probe.close()
+        let registry = try DirectRegistry(
+            servers: [.init(host: "127.0.0.1", port: deadPort)], loop: group.loops[0])
+        let cluster = Cluster(
+            serviceURL: MotanURL(host: "127.0.0.1", port: 0, path: "admin.Dead"), registry: registry,
+            loop: group.loops[0], configuration: .init(haStrategy: .failfast))
+        try await cluster.start()
+        #expect(await eventually { await cluster.status().endpoints.count == 1 })
+        for _ in 0..<10 { _ = try? await cluster.call(method: "x") }
+        let admin = try AdminEndpoint(
+            group: group, sources: .init(endpoints: AdminEndpoint.endpoints(of: { [cluster] })))
+        let http = AdminClient(client: LoopHTTPClient(loop: group.loops[0]), address: admin.address)
+        let (status, body) = try await http.json("GET", "/endpoints")
+        #expect(status == 200)
+        let entry = try #require((body as? [[String: Any]])?.first)
+        #expect(entry["address"] as? String == "127.0.0.1:\(deadPort)")
+        #expect(entry["service"] as? String == "admin.Dead")
+        #expect(entry["available"] as? Bool == false)
+        #expect((entry["errorCount"] as? Int ?? 0) >= 10)
+        await http.client.shutdown()
+        await admin.close()
+        await cluster.close()
+        await group.shutdown()
+    }
+
     @Test("refuses a non-loopback address unless explicitly allowed")
     func loopbackOnly() async throws {
         let group = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "admin-bind")

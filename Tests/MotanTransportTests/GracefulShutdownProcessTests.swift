@@ -12,7 +12,8 @@ struct GracefulShutdownProcessTests {
     private static let demo = "com.weibo.motan.demo.service.MotanDemoService"
 
     private enum Outcome: Sendable {
-        case answered, shuttingDown, otherError(String)
+        case answered, shuttingDown
+        case otherError(String)
     }
 
     private struct Call: Sendable {
@@ -36,7 +37,9 @@ struct GracefulShutdownProcessTests {
     func sigtermUnderLoad() async throws {
         let server = try ServeProcess(
             loops: 2,
-            arguments: ["--registry", "local://", "--switch", "on", "--propagation-wait", "100", "--grace-period", "5000"])
+            arguments: [
+                "--registry", "local://", "--switch", "on", "--propagation-wait", "100", "--grace-period", "5000",
+            ])
         defer { server.terminate() }
         let clients = UVEventLoopGroup(numberOfLoops: 2, namePrefix: "shutdown-load")
         let endpoints = clients.loops.map {
@@ -80,7 +83,8 @@ struct GracefulShutdownProcessTests {
             if case .otherError = $0.outcome { return true } else { return false }
         }
         #expect(before.count >= 16, "the load ran before the signal")
-        #expect(lostBefore.isEmpty, "calls started before SIGTERM that ended without an answer: \(lostBefore.prefix(3))")
+        #expect(
+            lostBefore.isEmpty, "calls started before SIGTERM that ended without an answer: \(lostBefore.prefix(3))")
         // After the propagation wait the server answers new requests 'shutting down' and then
         // goes away; whatever came after the signal failed with a typed error, none hung.
         #expect(await eventually(timeout: .seconds(10)) { !server.process.isRunning })

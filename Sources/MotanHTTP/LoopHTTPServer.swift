@@ -32,6 +32,17 @@ public final class LoopHTTPResponder: @unchecked Sendable {
         }
     }
 
+    /// Closes the connection instead of answering, as a server that vanishes would.
+    public func abandon() {
+        guard !answered.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let connection = self.connection
+        if loop.inEventLoop {
+            connection.connection.close(.local)
+        } else {
+            loop.execute { connection.connection.close(.local) }
+        }
+    }
+
     /// False once the client has gone; a long-running handler may stop waiting then. Loop thread only.
     public var isConnectionOpen: Bool {
         loop.preconditionInEventLoop()

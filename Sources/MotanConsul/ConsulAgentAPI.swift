@@ -84,10 +84,11 @@ final class ConsulAgentAPI {
     }
 
     /// Passing instances of `service`; with `index` > 0 a blocking query that returns on a change or after `wait`.
+    @discardableResult
     func health(
         service: String, index: UInt64, wait: Duration,
         _ done: @escaping (Result<(entries: [ConsulHealthEntry], index: UInt64), ConsulCallError>) -> Void
-    ) {
+    ) -> LoopHTTPRequestHandle {
         var target = "/v1/health/service/\(Self.escape(service))?passing"
         var timeout = requestTimeout
         if index > 0 {
@@ -96,7 +97,7 @@ final class ConsulAgentAPI {
             // The agent may add up to wait/16 of jitter before answering.
             timeout = wait + wait / 16 + requestTimeout
         }
-        client.execute(LoopHTTPRequest(method: "GET", target: target), to: agent, timeout: timeout) { result in
+        return client.execute(LoopHTTPRequest(method: "GET", target: target), to: agent, timeout: timeout) { result in
             switch result {
             case .failure(let error):
                 done(.failure(.transport(error)))

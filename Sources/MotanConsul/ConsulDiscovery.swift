@@ -1,4 +1,5 @@
 import Logging
+import MotanHTTP
 import MotanLoop
 import MotanRegistry
 
@@ -38,7 +39,7 @@ final class ConsulGroupWatch {
     /// index, and a blocking query sent with the old, higher one would wait out its whole wait time.
     private var resync = false
     private var instances: [MotanURL]?
-    private var querying = false
+    private var querying: LoopHTTPRequestHandle?
     private var stopped = false
     private var timer: LoopTimer?
     private var retryDelay: Duration
@@ -72,7 +73,7 @@ final class ConsulGroupWatch {
             return
         }
         firstAnswerWaiters.append(ready)
-        if !querying && timer == nil { query() }
+        if querying == nil && timer == nil { query() }
     }
 
     func remove(id: UInt64) {
@@ -84,6 +85,9 @@ final class ConsulGroupWatch {
         stopped = true
         timer?.cancel()
         timer = nil
+        // A blocking query would otherwise hold its connection for the rest of its wait.
+        querying?.cancel()
+        querying = nil
         releaseWaiters()
     }
 
@@ -97,7 +101,7 @@ final class ConsulGroupWatch {
 
     /// Takes a token, or schedules the query for when one is due.
     private func query() {
-        guard !stopped, !querying else { return }
+        guard !stopped, querying == nil else { return }
         let now = loop.now
         tokens = min(timing.burst, tokens + Double(now - lastRefill) / 1000 * timing.queriesPerSecond)
         lastRefill = now
@@ -107,10 +111,14 @@ final class ConsulGroupWatch {
             return
         }
         tokens -= 1
-        querying = true
-        api.health(service: serviceName, index: resync ? 0 : index, wait: timing.blockingWait) { [weak self] result in
+        // The answer can come before `health` returns (a refused connect, say): then there is no
+        // query in flight to remember.
+        var answered = false
+        let handle = api.health(service: serviceName, index: resync ? 0 : index, wait: timing.blockingWait) {
+            [weak self] result in
+            answered = true
             guard let self else { return }
-            self.querying = false
+            self.querying = nil
             guard !self.stopped else { return }
             switch result {
             case .success(let answer):
@@ -126,6 +134,7 @@ final class ConsulGroupWatch {
                 self.releaseWaiters()
             }
         }
+        if !answered { querying = handle }
     }
 
     private func schedule(after delay: Duration) {

@@ -239,7 +239,6 @@ final class HTTPServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     private var currentRequest: (keepAlive: Bool, isHead: Bool, minorVersion: Int)?
     private var processing = false
     private var readingPaused = false
-    private var peerFinished = false
     /// A final answer went out; the rest of what arrives is drained and dropped.
     private var finishing = false
     private var idleTimer: LoopTimer?
@@ -259,17 +258,10 @@ final class HTTPServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         process()
     }
 
+    /// The client is gone (or half-closed, which HTTP clients do not do while waiting for an
+    /// answer): like Go's server, treat it as gone, so a long poll does not hold the connection.
     func connectionDidReadEOF(_ connection: TCPConnection) {
-        peerFinished = true
-        if finishing || (current == nil && parser.isIdle) {
-            connection.close(.remoteClosed)
-            return
-        }
-        if current == nil {
-            // The client stopped sending inside a request: nothing can complete it now.
-            connection.close(.remoteClosed)
-        }
-        // Otherwise the answer still goes out; `deliver` then closes.
+        connection.close(.remoteClosed)
     }
 
     func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {
@@ -310,7 +302,7 @@ final class HTTPServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         current = nil
         currentRequest = nil
         var response = response
-        let keepAlive = request.keepAlive && response.keepAlive && !peerFinished
+        let keepAlive = request.keepAlive && response.keepAlive
         if !keepAlive {
             response.headers.set("Connection", "close")
         } else if request.minorVersion == 0 {
@@ -350,10 +342,6 @@ final class HTTPServerConnection: TCPConnectionDelegate, @unchecked Sendable {
             connection.startReading()
         }
         connection.shutdownWrite()
-        if peerFinished {
-            connection.close(.local)
-            return
-        }
         lingerTimer = connection.loop.scheduleTimer(after: core.configuration.lingerTimeout) { [weak self] in
             self?.lingerTimer = nil
             self?.connection.close(.local)

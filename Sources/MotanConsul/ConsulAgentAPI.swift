@@ -97,7 +97,12 @@ final class ConsulAgentAPI {
             // The agent may add up to wait/16 of jitter before answering.
             timeout = wait + wait / 16 + requestTimeout
         }
-        return client.execute(LoopHTTPRequest(method: "GET", target: target), to: agent, timeout: timeout) { result in
+        // A blocking query the agent dropped is not repeated as is: the agent may have restarted
+        // with a lower index, and the caller resynchronises instead.
+        return client.execute(
+            LoopHTTPRequest(method: "GET", target: target), to: agent, timeout: timeout,
+            retryOnStaleConnection: index == 0
+        ) { result in
             switch result {
             case .failure(let error):
                 done(.failure(.transport(error)))

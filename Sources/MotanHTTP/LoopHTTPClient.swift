@@ -74,13 +74,19 @@ public final class LoopHTTPClient: @unchecked Sendable {
     }
 
     /// Sends `request` to `address`; `completion` runs once, on the loop. Loop thread only.
+    ///
+    /// An idempotent request sent on a kept-alive connection that the server closes before any
+    /// answer is sent once more on a new connection (the server most likely closed it as idle just
+    /// as the request went out), unless `retryOnStaleConnection` is false: a long poll the server
+    /// dropped should be reported, not repeated.
     @discardableResult
     public func execute(
         _ request: LoopHTTPRequest, to address: TCPAddress, timeout: Duration? = nil,
-        completion: @escaping Completion
+        retryOnStaleConnection: Bool = true, completion: @escaping Completion
     ) -> LoopHTTPRequestHandle {
         loop.preconditionInEventLoop()
         let exchange = Exchange(request: request, address: address, completion: completion)
+        exchange.retried = !retryOnStaleConnection
         let handle = LoopHTTPRequestHandle(client: self, exchange: exchange)
         guard !isClosed else {
             exchange.finish(.failure(.clientClosed))
@@ -99,13 +105,16 @@ public final class LoopHTTPClient: @unchecked Sendable {
     /// Sends `request` from any thread and waits for its outcome without blocking one. Cancelling
     /// the task cancels the request.
     public func execute(
-        _ request: LoopHTTPRequest, to address: TCPAddress, timeout: Duration? = nil
+        _ request: LoopHTTPRequest, to address: TCPAddress, timeout: Duration? = nil,
+        retryOnStaleConnection: Bool = true
     ) async throws(LoopHTTPError) -> LoopHTTPResponse {
         let pending = Mutex<(handle: LoopHTTPRequestHandle?, cancelled: Bool)>((nil, false))
         let result: Result<LoopHTTPResponse, LoopHTTPError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let accepted = loop.execute {
-                    let handle = self.execute(request, to: address, timeout: timeout) {
+                    let handle = self.execute(
+                        request, to: address, timeout: timeout, retryOnStaleConnection: retryOnStaleConnection
+                    ) {
                         continuation.resume(returning: $0)
                     }
                     let cancelled = pending.withLock { state in

@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import MotanLoop
 import Synchronization
@@ -138,9 +139,12 @@ public final class LoopHTTPServer: Sendable {
     /// on a loop thread.
     public func close() {
         tcpServer.close()
-        for loop in core.group.loops {
-            _ = loop.tryRunSync { self.core.closeConnections(on: loop) }
+        let closed = DispatchSemaphore(value: 0)
+        // A loop that refuses work has shut down, and its connections with it.
+        let waiting = core.group.loops.filter { loop in
+            loop.execute { self.core.closeConnections(on: loop) { closed.signal() } }
         }
+        for _ in waiting { closed.wait() }
     }
 
     /// `close()` without blocking the caller's thread.
@@ -193,6 +197,7 @@ final class ServerCore: @unchecked Sendable {
     final class LoopConnections {
         var open: [ObjectIdentifier: HTTPServerConnection] = [:]
         var closed = false
+        var whenEmpty: [() -> Void] = []
     }
 
     init(
@@ -217,13 +222,22 @@ final class ServerCore: @unchecked Sendable {
     }
 
     func closed(_ delegate: HTTPServerConnection) {
-        perLoop[ObjectIdentifier(delegate.connection.loop)]?.open[ObjectIdentifier(delegate)] = nil
+        guard let set = perLoop[ObjectIdentifier(delegate.connection.loop)] else { return }
+        set.open[ObjectIdentifier(delegate)] = nil
+        if set.open.isEmpty && !set.whenEmpty.isEmpty {
+            let done = set.whenEmpty
+            set.whenEmpty.removeAll()
+            for callback in done { callback() }
+        }
     }
 
-    func closeConnections(on loop: UVEventLoop) {
+    /// Closes the loop's connections; `done` runs once every one of them has finished closing.
+    func closeConnections(on loop: UVEventLoop, done: @escaping () -> Void) {
         let set = perLoop[ObjectIdentifier(loop)]!
         set.closed = true
-        for connection in set.open.values { connection.connection.close(.local) }
+        guard !set.open.isEmpty else { return done() }
+        set.whenEmpty.append(done)
+        for connection in Array(set.open.values) { connection.connection.close(.local) }
     }
 
     func connections(on loop: UVEventLoop) -> Int { perLoop[ObjectIdentifier(loop)]!.open.count }

@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Motan", targets: ["Motan"]),
         .library(name: "MotanHarness", targets: ["MotanHarness"]),
         .library(name: "MotanHTTP", targets: ["MotanHTTP"]),
+        .library(name: "MotanConsul", targets: ["MotanConsul"]),
         .executable(name: "motan", targets: ["motan"]),
     ],
     dependencies: [
@@ -69,6 +70,15 @@ let package = Package(
         .target(
             name: "MotanHTTP",
             dependencies: [
+                "MotanLoop",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "MotanConsul",
+            dependencies: [
+                "MotanHTTP",
+                "MotanRegistry",
                 "MotanLoop",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -137,6 +147,21 @@ let package = Package(
         .testTarget(
             name: "MotanHTTPTests",
             dependencies: ["MotanHTTP", "MotanLoop"]
+        ),
+        // The Consul-agent stand-in: a test fixture, shared by the Consul tests and the flip-latency tool.
+        .target(
+            name: "ConsulAgentStandIn",
+            dependencies: ["MotanHTTP", "MotanLoop"],
+            path: "Tests/ConsulAgentStandIn"
+        ),
+        .testTarget(
+            name: "MotanConsulTests",
+            dependencies: ["MotanConsul", "ConsulAgentStandIn", "MotanHTTP", "MotanRegistry", "MotanLoop"]
+        ),
+        .executableTarget(
+            name: "ConsulFlipLatency",
+            dependencies: ["MotanConsul", "ConsulAgentStandIn", "MotanRegistry", "MotanLoop"],
+            path: "Tests/ConsulFlipLatency"
         ),
         .testTarget(
             name: "MotanCoexistenceTests",

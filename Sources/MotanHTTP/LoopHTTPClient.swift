@@ -1,5 +1,6 @@
 import Logging
 import MotanLoop
+import Synchronization
 
 /// Why an HTTP exchange produced no response.
 public enum LoopHTTPError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -11,6 +12,8 @@ public enum LoopHTTPError: Error, Hashable, Sendable, CustomStringConvertible {
     case connectionClosed(CloseReason)
     case malformedResponse(LoopHTTPParseError)
     case clientClosed
+    /// The caller cancelled the request (or its task).
+    case cancelled
     case loopShutDown
 
     public var description: String {
@@ -21,6 +24,7 @@ public enum LoopHTTPError: Error, Hashable, Sendable, CustomStringConvertible {
         case .connectionClosed(let reason): "connection ended before the response: \(reason)"
         case .malformedResponse(let error): "malformed response: \(error)"
         case .clientClosed: "HTTP client closed"
+        case .cancelled: "request cancelled"
         case .loopShutDown: "event loop is shut down"
         }
     }
@@ -70,34 +74,63 @@ public final class LoopHTTPClient: @unchecked Sendable {
     }
 
     /// Sends `request` to `address`; `completion` runs once, on the loop. Loop thread only.
+    ///
+    /// An idempotent request sent on a kept-alive connection that the server closes before any
+    /// answer is sent once more on a new connection (the server most likely closed it as idle just
+    /// as the request went out), unless `retryOnStaleConnection` is false: a long poll the server
+    /// dropped should be reported, not repeated.
+    @discardableResult
     public func execute(
         _ request: LoopHTTPRequest, to address: TCPAddress, timeout: Duration? = nil,
-        completion: @escaping Completion
-    ) {
+        retryOnStaleConnection: Bool = true, completion: @escaping Completion
+    ) -> LoopHTTPRequestHandle {
         loop.preconditionInEventLoop()
-        guard !isClosed else {
-            completion(.failure(.clientClosed))
-            return
-        }
         let exchange = Exchange(request: request, address: address, completion: completion)
+        exchange.retried = !retryOnStaleConnection
+        let handle = LoopHTTPRequestHandle(client: self, exchange: exchange)
+        guard !isClosed else {
+            exchange.finish(.failure(.clientClosed))
+            return handle
+        }
         let limit = timeout ?? configuration.defaultTimeout
         let ms = limit.roundedUpMilliseconds
         exchange.timer = loop.scheduleTimer(after: limit) { [weak self] in
             exchange.timer = nil
-            self?.timedOut(exchange, milliseconds: ms)
+            self?.abandon(exchange, with: .timedOut(milliseconds: ms))
         }
         dispatch(exchange)
+        return handle
     }
 
-    /// Sends `request` from any thread and waits for its outcome without blocking one.
+    /// Sends `request` from any thread and waits for its outcome without blocking one. Cancelling
+    /// the task cancels the request.
     public func execute(
-        _ request: LoopHTTPRequest, to address: TCPAddress, timeout: Duration? = nil
+        _ request: LoopHTTPRequest, to address: TCPAddress, timeout: Duration? = nil,
+        retryOnStaleConnection: Bool = true
     ) async throws(LoopHTTPError) -> LoopHTTPResponse {
-        let result: Result<LoopHTTPResponse, LoopHTTPError> = await withCheckedContinuation { continuation in
-            let accepted = loop.execute {
-                self.execute(request, to: address, timeout: timeout) { continuation.resume(returning: $0) }
+        let pending = Mutex<(handle: LoopHTTPRequestHandle?, cancelled: Bool)>((nil, false))
+        let result: Result<LoopHTTPResponse, LoopHTTPError> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let accepted = loop.execute {
+                    let handle = self.execute(
+                        request, to: address, timeout: timeout, retryOnStaleConnection: retryOnStaleConnection
+                    ) {
+                        continuation.resume(returning: $0)
+                    }
+                    let cancelled = pending.withLock { state in
+                        state.handle = handle
+                        return state.cancelled
+                    }
+                    if cancelled { self.abandon(handle.exchange, with: .cancelled) }
+                }
+                if !accepted { continuation.resume(returning: .failure(.loopShutDown)) }
             }
-            if !accepted { continuation.resume(returning: .failure(.loopShutDown)) }
+        } onCancel: {
+            let handle = pending.withLock { state in
+                state.cancelled = true
+                return state.handle
+            }
+            handle?.cancel()
         }
         return try result.get()
     }
@@ -167,15 +200,16 @@ public final class LoopHTTPClient: @unchecked Sendable {
         }
     }
 
-    private func timedOut(_ exchange: Exchange, milliseconds: UInt64) {
+    /// Ends `exchange` with `error` unless it has ended: timeouts and cancellation.
+    func abandon(_ exchange: Exchange, with error: LoopHTTPError) {
         guard !exchange.isDone else { return }
         if let connection = exchange.connection {
-            exchange.finish(.failure(.timedOut(milliseconds: milliseconds)))
+            exchange.finish(.failure(error))
             // The answer may still come; the connection cannot be reused for anything else.
             connection.abort(nil)
         } else {
             pools[exchange.address]?.waiting.removeAll { $0 === exchange }
-            exchange.finish(.failure(.timedOut(milliseconds: milliseconds)))
+            exchange.finish(.failure(error))
         }
     }
 
@@ -207,6 +241,26 @@ public final class LoopHTTPClient: @unchecked Sendable {
             dispatch(next)
         }
         if pool.connections.isEmpty && pool.waiting.isEmpty { pools[connection.address] = nil }
+    }
+}
+
+/// A request in progress, to cancel it: it then ends with `.cancelled`, unless it has already ended.
+public final class LoopHTTPRequestHandle: @unchecked Sendable {
+    private let client: LoopHTTPClient
+    let exchange: Exchange
+
+    init(client: LoopHTTPClient, exchange: Exchange) {
+        self.client = client
+        self.exchange = exchange
+    }
+
+    /// Callable from any thread.
+    public func cancel() {
+        if client.loop.inEventLoop {
+            client.abandon(exchange, with: .cancelled)
+        } else {
+            client.loop.execute { [self] in client.abandon(exchange, with: .cancelled) }
+        }
     }
 }
 

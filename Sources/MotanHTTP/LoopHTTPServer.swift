@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import MotanLoop
 import Synchronization
@@ -29,6 +30,17 @@ public final class LoopHTTPResponder: @unchecked Sendable {
         } else {
             let connection = self.connection
             loop.execute { connection.deliver(response, from: self) }
+        }
+    }
+
+    /// Closes the connection instead of answering, as a server that vanishes would.
+    public func abandon() {
+        guard !answered.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let connection = self.connection
+        if loop.inEventLoop {
+            connection.connection.close(.local)
+        } else {
+            loop.execute { connection.connection.close(.local) }
         }
     }
 
@@ -127,9 +139,12 @@ public final class LoopHTTPServer: Sendable {
     /// on a loop thread.
     public func close() {
         tcpServer.close()
-        for loop in core.group.loops {
-            _ = loop.tryRunSync { self.core.closeConnections(on: loop) }
+        let closed = DispatchSemaphore(value: 0)
+        // A loop that refuses work has shut down, and its connections with it.
+        let waiting = core.group.loops.filter { loop in
+            loop.execute { self.core.closeConnections(on: loop) { closed.signal() } }
         }
+        for _ in waiting { closed.wait() }
     }
 
     /// `close()` without blocking the caller's thread.
@@ -182,6 +197,7 @@ final class ServerCore: @unchecked Sendable {
     final class LoopConnections {
         var open: [ObjectIdentifier: HTTPServerConnection] = [:]
         var closed = false
+        var whenEmpty: [() -> Void] = []
     }
 
     init(
@@ -206,13 +222,22 @@ final class ServerCore: @unchecked Sendable {
     }
 
     func closed(_ delegate: HTTPServerConnection) {
-        perLoop[ObjectIdentifier(delegate.connection.loop)]?.open[ObjectIdentifier(delegate)] = nil
+        guard let set = perLoop[ObjectIdentifier(delegate.connection.loop)] else { return }
+        set.open[ObjectIdentifier(delegate)] = nil
+        if set.open.isEmpty && !set.whenEmpty.isEmpty {
+            let done = set.whenEmpty
+            set.whenEmpty.removeAll()
+            for callback in done { callback() }
+        }
     }
 
-    func closeConnections(on loop: UVEventLoop) {
+    /// Closes the loop's connections; `done` runs once every one of them has finished closing.
+    func closeConnections(on loop: UVEventLoop, done: @escaping () -> Void) {
         let set = perLoop[ObjectIdentifier(loop)]!
         set.closed = true
-        for connection in set.open.values { connection.connection.close(.local) }
+        guard !set.open.isEmpty else { return done() }
+        set.whenEmpty.append(done)
+        for connection in Array(set.open.values) { connection.connection.close(.local) }
     }
 
     func connections(on loop: UVEventLoop) -> Int { perLoop[ObjectIdentifier(loop)]!.open.count }
@@ -228,7 +253,6 @@ final class HTTPServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     private var currentRequest: (keepAlive: Bool, isHead: Bool, minorVersion: Int)?
     private var processing = false
     private var readingPaused = false
-    private var peerFinished = false
     /// A final answer went out; the rest of what arrives is drained and dropped.
     private var finishing = false
     private var idleTimer: LoopTimer?
@@ -248,17 +272,10 @@ final class HTTPServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         process()
     }
 
+    /// The client is gone (or half-closed, which HTTP clients do not do while waiting for an
+    /// answer): like Go's server, treat it as gone, so a long poll does not hold the connection.
     func connectionDidReadEOF(_ connection: TCPConnection) {
-        peerFinished = true
-        if finishing || (current == nil && parser.isIdle) {
-            connection.close(.remoteClosed)
-            return
-        }
-        if current == nil {
-            // The client stopped sending inside a request: nothing can complete it now.
-            connection.close(.remoteClosed)
-        }
-        // Otherwise the answer still goes out; `deliver` then closes.
+        connection.close(.remoteClosed)
     }
 
     func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {
@@ -299,7 +316,7 @@ final class HTTPServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         current = nil
         currentRequest = nil
         var response = response
-        let keepAlive = request.keepAlive && response.keepAlive && !peerFinished
+        let keepAlive = request.keepAlive && response.keepAlive
         if !keepAlive {
             response.headers.set("Connection", "close")
         } else if request.minorVersion == 0 {
@@ -339,10 +356,6 @@ final class HTTPServerConnection: TCPConnectionDelegate, @unchecked Sendable {
             connection.startReading()
         }
         connection.shutdownWrite()
-        if peerFinished {
-            connection.close(.local)
-            return
-        }
         lingerTimer = connection.loop.scheduleTimer(after: core.configuration.lingerTimeout) { [weak self] in
             self?.lingerTimer = nil
             self?.connection.close(.local)

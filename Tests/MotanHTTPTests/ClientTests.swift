@@ -127,3 +127,52 @@ struct ClientTests {
         await #expect(throws: LoopHTTPError.clientClosed) { try await fixture.get("/after") }
     }
 }
+
+@Suite("HTTP client cancellation")
+struct ClientCancellationTests {
+    @Test("cancelling the task ends a waiting request with cancelled and frees its connection")
+    func cancelTask() async throws {
+        let fixture = try HTTPFixture { _, _ in }  // never answers
+        defer { fixture.shutdown() }
+        let poll = Task { try await fixture.get("/poll", timeout: .seconds(600)) }
+        while fixture.server.connectionCount == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        poll.cancel()
+        await #expect(throws: LoopHTTPError.cancelled) { try await poll.value }
+        while fixture.server.connectionCount > 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(fixture.clientLoop.runSync { fixture.client.openConnections } == 0)
+    }
+
+    @Test("a handle cancels from the loop callback form; a finished request ignores it")
+    func cancelHandle() async throws {
+        let fixture = try HTTPFixture { request, responder in
+            if request.path == "/quick" { responder.respond(LoopHTTPResponse(status: 200)) }
+        }
+        defer { fixture.shutdown() }
+        let outcomes = Locked<[String: [Result<LoopHTTPResponse, LoopHTTPError>]]>([:])
+        let handles = fixture.clientLoop.runSync {
+            ["/quick", "/slow"].map { target in
+                fixture.client.execute(LoopHTTPRequest(method: "GET", target: target), to: fixture.address) { result in
+                    outcomes.withLock { $0[target, default: []].append(result) }
+                }
+            }
+        }
+        #expect(await eventually { outcomes.value["/quick"]?.count == 1 })
+        for handle in handles { handle.cancel() }
+        #expect(await eventually { outcomes.value["/slow"]?.count == 1 })
+        #expect(try outcomes.value["/quick"]?.first?.get().status == 200)
+        if case .failure(.cancelled) = outcomes.value["/slow"]?.first {
+        } else {
+            Issue.record("expected cancelled, got \(String(describing: outcomes.value["/slow"]))")
+        }
+        #expect(try await fixture.get("/quick").status == 200)
+        #expect(outcomes.value.values.map(\.count) == [1, 1])
+    }
+}
+
+func eventually(_ condition: () async throws -> Bool) async rethrows -> Bool {
+    for _ in 0..<3000 {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return false
+}

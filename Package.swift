@@ -114,6 +114,7 @@ let package = Package(
                 "MotanRegistry",
                 "MotanHTTP",
                 "Motan",
+                "MotanConsul",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,7 +1,10 @@
+import MotanConsul
 import MotanRegistry
 
 /// Teaches the process-wide registry factory the schemes of the registry modules this build has,
 /// beside the built-in `direct://` and `local://`.
 func installRegistryModules() {
-    _ = RegistryFactory.shared
+    RegistryFactory.shared.register(scheme: "consul") { address, context throws(RegistryError) in
+        try ConsulRegistry(url: address.url, loop: context.loop, logger: context.logger)
+    }
 }

@@ -3,7 +3,7 @@ SWIFT ?= swift
 SECONDS ?= 60
 TEST_FLAGS ?=
 
-.PHONY: run test bench fuzz bootstrap format clean
+.PHONY: run test bench fuzz asan bootstrap format clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -25,6 +25,10 @@ bench: bootstrap
 ## fuzz: libFuzzer on the frame decoder and simple deserializer for SECONDS seconds
 fuzz: bootstrap
 	scripts/fuzz.sh $(SECONDS)
+
+## asan: the loop and transport suites under AddressSanitizer (leaks included)
+asan: bootstrap
+	scripts/asan.sh
 
 format:
 	$(SWIFT) format -i -r Sources Tests Benchmarks/Benchmarks Package.swift

@@ -7,6 +7,9 @@
 import MotanCodec
 
 private let limit = 1 << 20
+/// One context for every input, as a loop keeps one for all its connections: whatever an input
+/// does to it, the next one must still get the same answers as the one-shot API.
+nonisolated(unsafe) private let sharedGzip = GzipContext()
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
@@ -99,6 +102,11 @@ private func fuzzFrames(_ bytes: UnsafeRawBufferPointer, chunk: Int) {
             check(body.count <= limit, "gunzip exceeded its limit")
             if let values = try? SimpleSerialization.decode(body) { checkValuesRoundTrip(values) }
         }
+        let values = Result { () throws(MotanCodecError) in try frame.decodedValues(maxContentLength: limit) }
+        let reused = Result { () throws(MotanCodecError) in
+            try frame.decodedValues(maxContentLength: limit, gzip: sharedGzip)
+        }
+        check(values == reused, "decoding through a reused gzip context changed the result")
     }
 }
 
@@ -112,15 +120,36 @@ private func checkValuesRoundTrip(_ values: [SimpleValue]) {
 }
 
 private func fuzzSimple(_ bytes: UnsafeRawBufferPointer) {
+    let full: [SimpleValue]?
     do {
-        checkValuesRoundTrip(try SimpleSerialization.decode(bytes))
+        full = try SimpleSerialization.decode(bytes, budget: .unlimited)
+        checkValuesRoundTrip(full!)
     } catch {
         _ = error.description
+        full = nil
+    }
+    // A small budget either changes nothing or stops the decoder with a budget error.
+    do {
+        let values = try SimpleSerialization.decode(bytes, budget: DecodeBudget(maxElements: 64, maxBytes: 4096))
+        check(full == values, "a budget changed the decoded values")
+    } catch .simpleElementLimitExceeded, .simpleDecodedSizeLimitExceeded {
+        return
+    } catch {
+        check(full == nil, "a budget turned a decodable body into \(error)")
+    }
+}
+
+private func gunzip(_ bytes: UnsafeRawBufferPointer, with context: GzipContext?) -> Result<[UInt8], MotanCodecError> {
+    Result { () throws(MotanCodecError) in
+        if let context { return try context.decompress(bytes, maxOutput: limit) }
+        return try Gzip.decompress(bytes, maxOutput: limit)
     }
 }
 
 private func fuzzGunzip(_ bytes: UnsafeRawBufferPointer) {
-    guard let inflated = try? Gzip.decompress(bytes, maxOutput: limit) else { return }
+    let oneShot = gunzip(bytes, with: nil)
+    check(gunzip(bytes, with: sharedGzip) == oneShot, "a reused gzip context disagrees with the one-shot API")
+    guard let inflated = try? oneShot.get() else { return }
     check(inflated.count <= limit, "gunzip exceeded its limit")
     let again = inflated.withUnsafeBytes { raw -> [UInt8]? in
         var compressed: [UInt8] = []
@@ -128,6 +157,12 @@ private func fuzzGunzip(_ bytes: UnsafeRawBufferPointer) {
         return try? Gzip.decompress(compressed, maxOutput: limit)
     }
     check(again == inflated, "gzip round trip changed the data")
+    let viaContext = inflated.withUnsafeBytes { raw -> [UInt8]? in
+        var compressed: [UInt8] = []
+        guard (try? sharedGzip.compress(raw, into: &compressed)) != nil else { return nil }
+        return try? sharedGzip.decompress(compressed, maxOutput: limit)
+    }
+    check(viaContext == inflated, "gzip round trip through a reused context changed the data")
 }
 
 private func fuzzErrorJSON(_ bytes: UnsafeRawBufferPointer) {

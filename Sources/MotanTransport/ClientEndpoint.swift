@@ -376,15 +376,12 @@ public final class ClientEndpoint: @unchecked Sendable {
         }
     }
 
+    /// Bounded like the server's decoding: by the content limit and the budget derived from it.
     private func decodeValue(_ frame: FrameView) throws(MotanCodecError) -> SimpleValue {
-        let values: [SimpleValue]
-        if frame.header.isGzipped {
-            values = try SimpleSerialization.decode(
-                try Gzip.decompress(frame.body, maxOutput: configuration.maxContentLength))
-        } else {
-            values = try SimpleSerialization.decode(frame.body)
-        }
-        return values.first ?? .null
+        try frame.decodedValues(
+            maxContentLength: configuration.maxContentLength,
+            budget: DecodeBudget(contentLimit: configuration.maxContentLength)
+        ).first ?? .null
     }
 
     private func finish(

@@ -91,17 +91,16 @@ public struct ServiceRequest: Sendable {
 
 /// The one place request arguments are decoded, on the loop or in a task.
 enum ArgumentDecoding {
-    /// Gunzips (bounded by the content limit) and decodes. The codec's per-request decode
-    /// budget (elements and bytes, derived from `maxContentLength`) is to be passed here; its
-    /// typed error is a `MotanCodecError` like every other decode failure, and every one of
-    /// them becomes the "deserialize arguments fail." answer.
+    /// Gunzips (bounded by the content limit) and decodes within the codec's per-request budget
+    /// (elements and bytes, derived from `maxContentLength`), so a small body cannot expand into
+    /// unbounded values. Every failure, the budget's included, is a `MotanCodecError` and becomes
+    /// the "deserialize arguments fail." answer.
     static func decode(
         _ body: UnsafeRawBufferPointer, isGzipped: Bool, maxContentLength: Int
     ) throws(MotanCodecError) -> [SimpleValue] {
-        if isGzipped {
-            return try SimpleSerialization.decode(try Gzip.decompress(body, maxOutput: maxContentLength))
-        }
-        return try SimpleSerialization.decode(body)
+        try SimpleSerialization.decodeBody(
+            body, gzipped: isGzipped, maxContentLength: maxContentLength,
+            budget: DecodeBudget(contentLimit: maxContentLength))
     }
 
     /// The answer to a request whose arguments could not be decoded, as motan-go words it.

@@ -250,6 +250,42 @@ struct ServerHardeningTests {
         #expect(fixture.server.statistics.inFlight == 0)
     }
 
+    @Test("a body within the content limit but over the decode budget gets 500 deserialize, on and off the loop")
+    func decodeBudget() async throws {
+        let limit = 64 << 10
+        let fixture = try ServerFixture(configuration: .init(maxContentLength: limit)) { registry in
+            registry.handle(service: service, method: "countOnLoop") { request, responder in
+                responder.respond(.int64(Int64(request.arguments.count)))
+            }
+            registry.handleAsync(service: service, method: "count") { request in
+                .int64(Int64(request.arguments.count))
+            }
+        }
+        defer { fixture.shutdown() }
+        let peer = try await fixture.connectPeer()
+        defer { peer.close() }
+        // One byte per null on the wire, a whole element in memory: just past the budget, well
+        // within the content limit, plain and gzipped.
+        let elements = DecodeBudget(contentLimit: limit).maxElements + 1
+        let nulls = [UInt8](repeating: 0, count: elements)
+        #expect(nulls.count < limit)
+        var id: UInt64 = 0
+        for method in ["countOnLoop", "count"] {
+            for (body, gzip) in [(nulls, false), (try Gzip.compress(nulls), true)] {
+                id += 1
+                peer.send(rawRequest(id: id, service: service, method: method, body: body, gzip: gzip))
+                let refused = try #require(await peer.response(to: id)?.errorInfo, "\(method) gzip=\(gzip)")
+                #expect(
+                    refused.errcode == 500 && refused.errmsg.contains("more than \(elements - 1) elements"),
+                    "\(refused.errmsg)")
+            }
+        }
+        // One element fewer decodes.
+        id += 1
+        peer.send(rawRequest(id: id, service: service, method: "countOnLoop", body: Array(nulls.dropLast())))
+        #expect(try await peer.response(to: id)?.decodedValues() == [.int64(Int64(elements - 1))])
+    }
+
     @Test("draining: requests in flight get their answers, heartbeats are answered, new connections refused")
     func drain() async throws {
         let fixture = try ServerFixture(loops: 2) { registry in

@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "MotanCodec", targets: ["MotanCodec"]),
         .library(name: "MotanTransport", targets: ["MotanTransport"]),
         .library(name: "MotanRegistry", targets: ["MotanRegistry"]),
+        .library(name: "MotanZooKeeper", targets: ["MotanZooKeeper"]),
         .library(name: "MotanHarness", targets: ["MotanHarness"]),
         .executable(name: "motan", targets: ["motan"]),
     ],
@@ -63,6 +64,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MotanZooKeeper",
+            dependencies: [
+                "MotanLoop",
+                "MotanRegistry",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "MotanHarness",
             dependencies: [
                 "MotanLoop",
@@ -89,6 +98,10 @@ let package = Package(
         .testTarget(
             name: "MotanTransportTests",
             dependencies: ["MotanTransport", "MotanLoop", "MotanCodec"]
+        ),
+        .testTarget(
+            name: "MotanZooKeeperTests",
+            dependencies: ["MotanZooKeeper", "MotanRegistry", "MotanLoop"]
         ),
         .testTarget(
             name: "MotanCoexistenceTests",

@@ -68,7 +68,7 @@ let zooKeeperInstalled: Bool = {
 
 /// Stops the servers of this test process even if it dies: a watchdog shell per server polls our
 /// PID and kills the server's PID once we are gone.
-private func startWatchdog(pidFile: String) {
+func startWatchdog(pidFile: String) {
     _ = try? spawnBash([
         "-c",
         "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; p=$(cat \"$0\" 2>/dev/null) && "
@@ -195,4 +195,55 @@ final class TestLoop: Sendable {
 /// A unique path prefix per test, so tests sharing a server never see each other's nodes.
 func uniqueRoot(_ name: String) -> String {
     "/t-\(name)-\(UInt32.random(in: 0...UInt32.max))"
+}
+
+/// A three-node ensemble on 127.0.0.1 (scripts/zk-ensemble.sh): client ports base+1...base+3.
+final class ZooKeeperTestEnsemble: Sendable {
+    let base: Int
+    let directory: String
+    var connectString: String { (1...3).map { "127.0.0.1:\(base + $0)" }.joined(separator: ",") }
+
+    static func start() throws -> ZooKeeperTestEnsemble? {
+        guard zooKeeperInstalled || (try? ZooKeeperTestServer.start().map { $0.stop() }) != nil else {
+            print("SKIP: ZooKeeper is not installed and could not be installed")
+            return nil
+        }
+        var lastError: Error?
+        for _ in 0..<3 {
+            let base = Int.random(in: 20000...39000)
+            let directory = NSTemporaryDirectory() + "motan-zk-ensemble-\(getpid())-\(base)"
+            do {
+                try runScript("zk-ensemble.sh", ["start", "\(base)", directory])
+                for n in 1...3 { startWatchdog(pidFile: "\(directory)/\(n)/zk.pid") }
+                return ZooKeeperTestEnsemble(base: base, directory: directory)
+            } catch {
+                lastError = error
+                try? FileManager.default.removeItem(atPath: directory)
+            }
+        }
+        throw lastError!
+    }
+
+    private init(base: Int, directory: String) {
+        self.base = base
+        self.directory = directory
+    }
+
+    func node(port: Int) -> Int { port - base }
+
+    func kill(_ n: Int) throws { try runScript("zk-ensemble.sh", ["stop-node", directory, "\(n)", "KILL"]) }
+
+    func start(_ n: Int) throws {
+        try runScript("zk-ensemble.sh", ["start-node", directory, "\(n)"])
+        startWatchdog(pidFile: "\(directory)/\(n)/zk.pid")
+    }
+
+    func mode(_ n: Int) -> String {
+        (try? runScript("zk-ensemble.sh", ["mode", "\(base + n)"])) ?? "down"
+    }
+
+    func stop() {
+        _ = try? runScript("zk-ensemble.sh", ["stop", directory, "0"])
+        try? FileManager.default.removeItem(atPath: directory)
+    }
 }

@@ -4,6 +4,10 @@ import Testing
 
 @testable import MotanZooKeeper
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Servers that die and come back; each test runs its own server(s).
 @Suite("ZooKeeper registry across server failures", .serialized)
 struct FailoverTests {
@@ -92,5 +96,67 @@ struct FailoverTests {
 
         await provider.close()
         await consumer.close()
+    }
+}
+
+@Suite("ZooKeeper session keeping", .serialized)
+struct SessionKeepingTests {
+    @Test("an idle client keeps a short session alive with pings")
+    func pingsKeepIdleSessionAlive() async throws {
+        guard let server = try await SharedZooKeeper.shared.get() else { return }
+        let rig = TestLoop()
+        defer { rig.shutdown() }
+        // The servers' minimum: 1000 ms; idle for three whole timeouts.
+        let client = try await rig.client(server.connectString, timeout: .milliseconds(1000))
+        let session = try #require(client.session)
+        #expect(session.timeout == .milliseconds(1000))
+        let events = Box<[ZooKeeperSessionEvent]>([])
+        let listening = Box(false)
+        rig.loop.execute {
+            client.addSessionListener { event in events.mutate { $0.append(event) } }
+            listening.mutate { $0 = true }
+        }
+        #expect(await eventually { listening.value })
+        try await Task.sleep(for: .seconds(3))
+        #expect(events.value.isEmpty, "\(events.value)")
+        #expect(client.session?.id == session.id)
+        #expect(try await client.exists("/") != nil)
+        await client.close()
+    }
+
+    @Test("a hung server (SIGSTOP): the client declares the connection dead, then recovers on SIGCONT")
+    func hungServer() async throws {
+        guard let server = try ZooKeeperTestServer.start() else { return }
+        defer { server.stop() }
+        let rig = TestLoop()
+        defer { rig.shutdown() }
+        let provider = try ZooKeeperRegistry(
+            url: registryURL(server.connectString, sessionMilliseconds: 4000), loop: rig.loop)
+        let url = serviceURL(group: "hung")
+        try await provider.register(url)
+        try await provider.available(nil)
+        let events = Box<[ZooKeeperSessionEvent]>([])
+        let listening = Box(false)
+        rig.loop.execute {
+            provider.client.addSessionListener { event in events.mutate { $0.append(event) } }
+            listening.mutate { $0 = true }
+        }
+        #expect(await eventually { listening.value })
+
+        server.signal(SIGSTOP)
+        // Nothing arrives any more: after two thirds of the timeout the client gives up on the socket.
+        let disconnected = await eventually(timeout: .seconds(10)) { events.value.contains(.disconnected) }
+        server.signal(SIGCONT)
+        #expect(disconnected)
+        #expect(await eventually(timeout: .seconds(15)) { provider.client.isConnected })
+        // Resumed or (if the freeze outlived it) a new session: either way the node is there.
+        let observer = try await rig.client(server.connectString)
+        #expect(
+            await eventually {
+                (try? await observer.exists("/motan/hung/com.example.Hello/server/127.0.0.1:8002"))??
+                    .ephemeralOwner == provider.client.session?.id
+            })
+        await observer.close()
+        await provider.close()
     }
 }

@@ -186,6 +186,25 @@ struct RegistryTests {
         await observer.close()
     }
 
+    @Test("a node left by another session is replaced (ephemeralOwner checked)")
+    func staleNodeReplaced() async throws {
+        guard let server = try await SharedZooKeeper.shared.get() else { return }
+        let rig = TestLoop()
+        defer { rig.shutdown() }
+        let group = "stale\(UInt32.random(in: 0...UInt32.max))"
+        let url = serviceURL(group: group)
+        let path = "/motan/\(group)/com.example.Hello/unavailableServer/127.0.0.1:8002"
+        let leftover = try await rig.client(server.connectString)
+        try await leftover.create(path, data: Array("stale".utf8), mode: .ephemeral, createParents: true)
+        let provider = try ZooKeeperRegistry(url: registryURL(server.connectString), loop: rig.loop)
+        try await provider.register(url)
+        let (data, stat) = try await leftover.getData(path)
+        #expect(stat.ephemeralOwner == provider.client.session?.id)
+        #expect(String(decoding: data, as: UTF8.self) == url.description)
+        await provider.close()
+        await leftover.close()
+    }
+
     @Test("close() at shutdown: the nodes disappear at once for other clients")
     func closeDeletesNodes() async throws {
         guard let server = try await SharedZooKeeper.shared.get() else { return }

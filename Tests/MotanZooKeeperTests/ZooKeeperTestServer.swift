@@ -110,11 +110,19 @@ final class ZooKeeperTestServer: Sendable {
         self.tickMilliseconds = tickMilliseconds
     }
 
+    var pid: pid_t? {
+        (try? String(contentsOfFile: directory + "/zk.pid", encoding: .utf8))
+            .flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// SIGSTOP (hang: sockets stay open, nothing is answered) or SIGCONT.
+    func signal(_ number: Int32) {
+        if let pid { Glibc.kill(pid, number) }
+    }
+
     /// kill -9: a crash; the data directory stays for `restart()`.
     func kill() {
-        guard let text = try? String(contentsOfFile: directory + "/zk.pid", encoding: .utf8),
-            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
-        else { return }
+        guard let pid else { return }
         Glibc.kill(pid, SIGKILL)
         while Glibc.kill(pid, 0) == 0,
             (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?

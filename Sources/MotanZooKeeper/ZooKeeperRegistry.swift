@@ -247,6 +247,19 @@ public actor ZooKeeperRegistry: Registry {
 
     public func close() async {
         guard !isClosed else { return }
+        // Disconnected, the deletes could only fail one by one; closeSession (when it gets
+        // through) or the session timeout removes the nodes instead.
+        if client.isConnected {
+            await deleteOwnNodes()
+        }
+        isClosed = true
+        owned = [:]
+        subscriptions = [:]
+        await client.close()
+        logger.info("closed", metadata: ["registry": "\(name)"])
+    }
+
+    private func deleteOwnNodes() async {
         for registration in owned.values {
             try? await deleteIfPresent(Self.node(registration.url, "server"))
             try? await deleteIfPresent(Self.node(registration.url, "unavailableServer"))
@@ -254,11 +267,6 @@ public actor ZooKeeperRegistry: Registry {
         for subscription in subscriptions.values {
             try? await deleteIfPresent(Self.node(subscription.url, "client"))
         }
-        isClosed = true
-        owned = [:]
-        subscriptions = [:]
-        await client.close()
-        logger.info("closed", metadata: ["registry": "\(name)"])
     }
 
     // MARK: watching

@@ -68,12 +68,13 @@ let zooKeeperInstalled: Bool = {
 
 /// Stops the servers of this test process even if it dies: a watchdog shell per server polls our
 /// PID and kills the server's PID once we are gone.
-func startWatchdog(pidFile: String) {
+func startWatchdog(pidFile: String, removing directory: String? = nil) {
     _ = try? spawnBash([
         "-c",
-        "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; p=$(cat \"$0\" 2>/dev/null) && "
-            + "grep -q QuorumPeerMain /proc/$p/cmdline 2>/dev/null && kill -9 $p",
-        pidFile,
+        "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; p=$(cat \"$0\" 2>/dev/null); "
+            + "grep -q QuorumPeerMain /proc/$p/cmdline 2>/dev/null && kill -9 $p; "
+            + "[ -n \"$1\" ] && sleep 0.5 && rm -rf \"$1\"; exit 0",
+        pidFile, directory ?? "",
     ])
 }
 
@@ -100,7 +101,7 @@ final class ZooKeeperTestServer: Sendable {
             }
             throw error
         }
-        startWatchdog(pidFile: directory + "/zk.pid")
+        startWatchdog(pidFile: directory + "/zk.pid", removing: directory)
         return ZooKeeperTestServer(port: Int(port)!, directory: directory, tickMilliseconds: tickMilliseconds)
     }
 
@@ -222,7 +223,9 @@ final class ZooKeeperTestEnsemble: Sendable {
             let directory = NSTemporaryDirectory() + "motan-zk-ensemble-\(getpid())-\(base)"
             do {
                 try runScript("zk-ensemble.sh", ["start", "\(base)", directory])
-                for n in 1...3 { startWatchdog(pidFile: "\(directory)/\(n)/zk.pid") }
+                for n in 1...3 {
+                    startWatchdog(pidFile: "\(directory)/\(n)/zk.pid", removing: n == 1 ? directory : nil)
+                }
                 return ZooKeeperTestEnsemble(base: base, directory: directory)
             } catch {
                 lastError = error

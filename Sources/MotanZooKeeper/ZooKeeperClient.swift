@@ -221,7 +221,7 @@ public final class ZooKeeperClient: @unchecked Sendable {
         connection.send(w.framed)
     }
 
-    func connectionFailed(_ connection: ZooKeeperConnection, reason: String) {
+    func connectionFailed(_ connection: ZooKeeperConnection, reason: String, loopShutDown: Bool = false) {
         guard connection === self.connection else { return }
         self.connection = nil
         connection.abandon()
@@ -230,12 +230,15 @@ public final class ZooKeeperClient: @unchecked Sendable {
         pingTimer?.cancel()
         pingTimer = nil
         let wasConnected = phase == .connected
-        failAll(.connectionLoss)
+        // A loop that shuts down under an open client takes its timers along: end everything now
+        // rather than leave requests waiting for a reconnect that can never come.
+        let ending = phase == .closing || phase == .closed || loopShutDown
+        failAll(ending ? .closed : .connectionLoss)
         published.withLock {
             $0.isConnected = false
             $0.server = nil
         }
-        if phase == .closing || phase == .closed { return finishClose() }
+        if ending { return finishClose() }
         logger.info(
             wasConnected ? "connection lost" : "connect failed",
             metadata: ["server": "\(connection.address)", "reason": "\(reason)"])
@@ -578,6 +581,9 @@ public final class ZooKeeperClient: @unchecked Sendable {
         connection?.abandon()
         connection = nil
         failAll(.closed)
+        let waiters = connectWaiters
+        connectWaiters = [:]
+        for waiter in waiters.values { waiter(.failure(.closed)) }
         published.withLock {
             $0.isConnected = false
             $0.server = nil
@@ -590,9 +596,9 @@ public final class ZooKeeperClient: @unchecked Sendable {
         logger.info("closed", metadata: ["session": "\(hex(sessionID))"])
         emit(.closed)
         listeners = [:]
-        let waiters = closeWaiters
+        let closed = closeWaiters
         closeWaiters = []
-        for waiter in waiters { waiter() }
+        for waiter in closed { waiter() }
     }
 }
 

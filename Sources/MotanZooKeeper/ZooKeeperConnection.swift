@@ -40,7 +40,9 @@ final class ZooKeeperConnection: TCPConnectionDelegate {
                 lastReceivedAt = loop.now
                 client?.connectionOpened(self)
             case .failure(let error):
-                if !abandoned { client?.connectionFailed(self, reason: error.description) }
+                if !abandoned {
+                    client?.connectionFailed(self, reason: error.description, loopShutDown: error == .loopShutDown)
+                }
             }
         }
     }
@@ -98,6 +100,8 @@ final class ZooKeeperConnection: TCPConnectionDelegate {
 
     func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {
         tcp = nil
-        if !abandoned { client?.connectionFailed(self, reason: reason.description) }
+        if !abandoned {
+            client?.connectionFailed(self, reason: reason.description, loopShutDown: reason == .loopShutdown)
+        }
     }
 }

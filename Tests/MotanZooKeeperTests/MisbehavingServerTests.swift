@@ -124,3 +124,44 @@ struct MisbehavingServerTests {
         }
     }
 }
+
+@Suite("ZooKeeper client and its loop")
+struct ClientLoopTests {
+    @Test("a loop shut down under a connecting client ends its waiters and requests")
+    func loopShutdownUnderClient() async throws {
+        let group = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "zk-peer")
+        defer { group.syncShutdown() }
+        // Accepts and never answers: the client stays in its handshake.
+        let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in ScriptedPeer { _, _ in nil } }
+        defer { server.close() }
+        let rig = TestLoop()
+        var configuration = ZooKeeperClient.Configuration()
+        configuration.sessionTimeout = .seconds(30)
+        let client = try ZooKeeperClient(
+            connectString: "127.0.0.1:\(server.port)", loop: rig.loop, configuration: configuration)
+        let outcomes = Box<[String]>([])
+        let waiter = Task {
+            do {
+                try await client.waitUntilConnected(timeout: .seconds(60))
+                outcomes.mutate { $0.append("connected") }
+            } catch {
+                outcomes.mutate { $0.append("\(error)") }
+            }
+        }
+        let request = Task {
+            do {
+                _ = try await client.exists("/")
+                outcomes.mutate { $0.append("reply") }
+            } catch {
+                outcomes.mutate { $0.append("\(error)") }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        rig.shutdown()
+        #expect(await eventually { outcomes.value.count == 2 })
+        #expect(outcomes.value.allSatisfy { $0 == "\(ZooKeeperError.closed)" }, "\(outcomes.value)")
+        waiter.cancel()
+        request.cancel()
+        await #expect(throws: ZooKeeperError.closed) { try await client.exists("/") }
+    }
+}

@@ -55,6 +55,7 @@ public final class ZooKeeperClient: @unchecked Sendable {
     private var nextListenerID: UInt64 = 0
     private var closeWaiters: [() -> Void] = []
     private var connectWaiters: [UInt64: (Result<Void, ZooKeeperError>) -> Void] = [:]
+    private var failedAttempts = 0
 
     private struct Published {
         var session: ZooKeeperSession?
@@ -239,8 +240,11 @@ public final class ZooKeeperClient: @unchecked Sendable {
             $0.server = nil
         }
         if ending { return finishClose() }
-        logger.info(
-            wasConnected ? "connection lost" : "connect failed",
+        failedAttempts = wasConnected ? 0 : failedAttempts + 1
+        // During a long outage, say so now and then rather than on every attempt.
+        logger.log(
+            level: failedAttempts <= 1 || failedAttempts % 50 == 0 ? .info : .debug,
+            wasConnected ? "connection lost" : "connect failed (attempt \(failedAttempts))",
             metadata: ["server": "\(connection.address)", "reason": "\(reason)"])
         if wasConnected { emit(.disconnected) }
         phase = .waiting
@@ -289,6 +293,7 @@ public final class ZooKeeperClient: @unchecked Sendable {
         password = passwd
         timeoutMilliseconds = UInt64(timeout)
         connection.handshakeDone = true
+        failedAttempts = 0
         let closing = phase == .closing
         if !closing { phase = .connected }
         let session = currentSession

@@ -88,7 +88,7 @@ public actor ZooKeeperRegistry: Registry {
             guard !isClosed else { throw .closed }
             do {
                 return try await body()
-            } catch .connectionLoss where attempt < 3 {
+            } catch let error where (error == .connectionLoss || error == .sessionExpired) && attempt < 3 {
                 attempt += 1
                 do {
                     try await client.waitUntilConnected(timeout: client.configuration.sessionTimeout)

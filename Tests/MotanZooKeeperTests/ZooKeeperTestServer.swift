@@ -23,10 +23,17 @@ struct ScriptFailure: Error, CustomStringConvertible {
 /// Spawns `/bin/bash arguments` with `environment` added, stdout into `outputFile` (or
 /// /dev/null), stdin from /dev/null; returns the PID. posix_spawn rather than Foundation's Process,
 /// whose exit monitoring can miss children that leave background processes behind.
-func spawnBash(_ arguments: [String], environment: [String: String] = [:], outputFile: String? = nil) throws -> pid_t {
+func spawnBash(
+    _ arguments: [String], environment: [String: String] = [:], outputFile: String? = nil, quiet: Bool = false
+) throws -> pid_t {
     var env = ProcessInfo.processInfo.environment
     for (key, value) in environment { env[key] = value }
-    let argv = (["/bin/bash"] + arguments).map { strdup($0) } + [nil]
+    // Only 0-2 go on to the command: a loop socket or a test runner pipe held open by a server
+    // would outlive us. (glibc's closefrom action is not visible from Swift.)
+    let closeInherited =
+        "for fd in /proc/$$/fd/*; do n=${fd##*/}; [ \"$n\" -gt 2 ] && eval \"exec $n>&-\"; done 2>/dev/null; "
+        + "exec /bin/bash \"$@\""
+    let argv = (["/bin/bash", "-c", closeInherited, "bash"] + arguments).map { strdup($0) } + [nil]
     let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
     defer {
         for p in argv { free(p) }
@@ -37,8 +44,22 @@ func spawnBash(_ arguments: [String], environment: [String: String] = [:], outpu
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, outputFile ?? "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    if quiet { posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0) }
+    // Threads of the concurrency pool block signals, and ignored signals survive exec: give the
+    // shell a clean mask and default handlers, or its `wait` for SIGCHLD may never return.
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for signal in [SIGCHLD, SIGPIPE, SIGINT, SIGTERM, SIGQUIT] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     var pid: pid_t = 0
-    let rc = posix_spawn(&pid, "/bin/bash", &actions, nil, argv, envp)
+    let rc = posix_spawn(&pid, "/bin/bash", &actions, &attributes, argv, envp)
     guard rc == 0 else { throw ScriptFailure(description: "posix_spawn failed: \(rc)") }
     return pid
 }
@@ -69,13 +90,18 @@ let zooKeeperInstalled: Bool = {
 /// Stops the servers of this test process even if it dies: a watchdog shell per server polls our
 /// PID and kills the server's PID once we are gone.
 func startWatchdog(pidFile: String, removing directory: String? = nil) {
-    _ = try? spawnBash([
-        "-c",
-        "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; p=$(cat \"$0\" 2>/dev/null); "
-            + "grep -q QuorumPeerMain /proc/$p/cmdline 2>/dev/null && kill -9 $p; "
-            + "[ -n \"$1\" ] && sleep 0.5 && rm -rf \"$1\"; exit 0",
-        pidFile, directory ?? "",
-    ])
+    _ = try? spawnBash(
+        [
+            "-c",
+            // A zombie still answers kill -0: look at the state too. The watchdog holds none of our
+            // output pipes, so whoever reads them sees EOF when we end.
+            "while [ \"$(sed 's/^.*) //' /proc/\(getpid())/stat 2>/dev/null | cut -d' ' -f1)\" != '' ] "
+                + "&& [ \"$(sed 's/^.*) //' /proc/\(getpid())/stat 2>/dev/null | cut -d' ' -f1)\" != Z ]; "
+                + "do sleep 1; done; p=$(cat \"$0\" 2>/dev/null); "
+                + "grep -q QuorumPeerMain /proc/$p/cmdline 2>/dev/null && kill -9 $p; "
+                + "[ -n \"$1\" ] && sleep 0.5 && rm -rf \"$1\"; exit 0",
+            pidFile, directory ?? "",
+        ], quiet: true)
 }
 
 /// A standalone ZooKeeper on 127.0.0.1 with a free port and a temporary data directory.

@@ -44,9 +44,7 @@ public final class ZooKeeperClient: @unchecked Sendable {
     private var outgoing: [Request] = []
     private var inflight: [Request] = []
     private var inflightHead = 0
-    private var dataWatches: [String: [ZooKeeperWatcher]] = [:]
-    private var existWatches: [String: [ZooKeeperWatcher]] = [:]
-    private var childWatches: [String: [ZooKeeperWatcher]] = [:]
+    private var watches = WatchTable()
     private var attemptTimer: LoopTimer?
     private var pingTimer: LoopTimer?
     private var reconnectTimer: LoopTimer?
@@ -330,43 +328,13 @@ public final class ZooKeeperClient: @unchecked Sendable {
     }
 
     private func dropWatches(state: ZooKeeperKeeperState) {
-        var all: [(String, ZooKeeperWatcher)] = []
-        for table in [dataWatches, existWatches, childWatches] {
-            for (path, watchers) in table { for w in watchers { all.append((path, w)) } }
+        for (path, watcher) in watches.takeAll() {
+            watcher(ZooKeeperWatchEvent(type: .none, state: state, path: path))
         }
-        dataWatches = [:]
-        existWatches = [:]
-        childWatches = [:]
-        for (path, watcher) in all { watcher(ZooKeeperWatchEvent(type: .none, state: state, path: path)) }
     }
 
     private func sendSetWatches(on connection: ZooKeeperConnection) {
-        let data = dataWatches.keys.sorted()
-        let exist = existWatches.keys.sorted()
-        let child = childWatches.keys.sorted()
-        guard !(data.isEmpty && exist.isEmpty && child.isEmpty) else { return }
-        // Batches of at most 128 KB, as the Java client sends them.
-        let limit = 128 * 1024
-        var lists = [data[...], exist[...], child[...]]
-        while lists.contains(where: { !$0.isEmpty }) {
-            var batch: [[String]] = [[], [], []]
-            var size = 0
-            for k in 0..<3 {
-                while let path = lists[k].first, size + path.utf8.count + 4 <= limit || size == 0 {
-                    batch[k].append(path)
-                    size += path.utf8.count + 4
-                    lists[k] = lists[k].dropFirst()
-                }
-            }
-            var w = JuteWriter(capacity: size + 40)
-            w.int(Xid.setWatches)
-            w.int(OpCode.setWatches)
-            w.long(lastZxid)
-            w.strings(batch[0])
-            w.strings(batch[1])
-            w.strings(batch[2])
-            connection.send(w.framed)
-        }
+        for packet in watches.setWatchesPackets(relativeZxid: lastZxid) { connection.send(packet) }
     }
 
     private func startPinging(_ connection: ZooKeeperConnection) {
@@ -422,35 +390,14 @@ public final class ZooKeeperClient: @unchecked Sendable {
             if zxid > 0 { lastZxid = zxid }
             let error: ZooKeeperError? = err == 0 ? nil : ZooKeeperError(code: err)
             if let watch = request.watch {
-                switch (watch.kind, error) {
-                case (.data, nil): dataWatches[watch.path, default: []].append(watch.watcher)
-                case (.exist, nil): dataWatches[watch.path, default: []].append(watch.watcher)
-                case (.exist, .noNode?): existWatches[watch.path, default: []].append(watch.watcher)
-                case (.child, nil): childWatches[watch.path, default: []].append(watch.watcher)
-                default: break
-                }
+                watches.add(watch.kind, path: watch.path, watcher: watch.watcher, error: error)
             }
             request.completion(error.map { .failure($0) } ?? .success(r))
         }
     }
 
     private func deliver(_ event: ZooKeeperWatchEvent) {
-        var fired: [ZooKeeperWatcher] = []
-        let path = event.path
-        switch event.type {
-        case .nodeCreated, .nodeDataChanged:
-            fired += dataWatches.removeValue(forKey: path) ?? []
-            fired += existWatches.removeValue(forKey: path) ?? []
-        case .nodeDeleted:
-            fired += dataWatches.removeValue(forKey: path) ?? []
-            fired += existWatches.removeValue(forKey: path) ?? []
-            fired += childWatches.removeValue(forKey: path) ?? []
-        case .nodeChildrenChanged:
-            fired += childWatches.removeValue(forKey: path) ?? []
-        default:
-            return
-        }
-        for watcher in fired { watcher(event) }
+        for watcher in watches.take(for: event) { watcher(event) }
     }
 
     private func failAll(_ error: ZooKeeperError) {
@@ -464,8 +411,7 @@ public final class ZooKeeperClient: @unchecked Sendable {
     // MARK: requests
 
     struct WatchRegistration {
-        enum Kind { case data, exist, child }
-        let kind: Kind
+        let kind: WatchTable.Kind
         let path: String
         let watcher: ZooKeeperWatcher
     }
@@ -595,9 +541,7 @@ public final class ZooKeeperClient: @unchecked Sendable {
             $0.session = nil
             $0.isClosed = true
         }
-        dataWatches = [:]
-        existWatches = [:]
-        childWatches = [:]
+        watches = WatchTable()
         logger.info("closed", metadata: ["session": "\(hex(sessionID))"])
         emit(.closed)
         listeners = [:]

@@ -1,3 +1,4 @@
+import Foundation
 import MotanRegistry
 import Testing
 
@@ -105,5 +106,32 @@ struct JuteTests {
         let subscriber = MotanURL(host: "127.0.0.1", port: 0, path: "p", parameters: ["group": "g"])
         let fallback = MotanNodeData.serverURL(child: "10.0.0.1", data: nil, subscriber: subscriber)
         #expect(fallback.host == "10.0.0.1" && fallback.port == 80 && fallback.path == "p")
+    }
+
+    @Test("SetWatches re-arms every watched path in packets of at most 128 KB")
+    func setWatchesBatches() throws {
+        var table = WatchTable()
+        let watcher: ZooKeeperWatcher = { _ in }
+        let paths = (0..<3000).map { "/" + String(repeating: "p", count: 95) + String(format: "%04d", $0) }
+        for path in paths { table.add(.child, path: path, watcher: watcher, error: nil) }
+        table.add(.exist, path: "/missing", watcher: watcher, error: .noNode)
+        table.add(.data, path: "/failed", watcher: watcher, error: .connectionLoss)
+        let packets = table.setWatchesPackets(relativeZxid: 7)
+        #expect(packets.count == 3)
+        var seen: [String] = []
+        for packet in packets {
+            #expect(packet.count <= 128 * 1024 + 64)
+            var r = JuteReader(packet, offset: 4)
+            #expect(try r.int() == Xid.setWatches)
+            #expect(try r.int() == OpCode.setWatches)
+            #expect(try r.long() == 7)
+            seen += try r.strings() + r.strings() + r.strings()
+        }
+        #expect(Set(seen) == Set(paths + ["/missing"]))
+        #expect(
+            table.take(for: ZooKeeperWatchEvent(type: .nodeCreated, state: .syncConnected, path: "/missing")).count == 1
+        )
+        #expect(table.takeAll().count == 3000)
+        #expect(table.isEmpty)
     }
 }

@@ -106,10 +106,11 @@ struct SessionKeepingTests {
         guard let server = try await SharedZooKeeper.shared.get() else { return }
         let rig = TestLoop()
         defer { rig.shutdown() }
-        // The servers' minimum: 1000 ms; idle for three whole timeouts.
-        let client = try await rig.client(server.connectString, timeout: .milliseconds(1000))
+        // Idle for two whole timeouts: without pings the client would give the connection up
+        // after two thirds of one, and the server would expire the session after one.
+        let client = try await rig.client(server.connectString, timeout: .milliseconds(2000))
         let session = try #require(client.session)
-        #expect(session.timeout == .milliseconds(1000))
+        #expect(session.timeout == .milliseconds(2000))
         let events = Box<[ZooKeeperSessionEvent]>([])
         let listening = Box(false)
         rig.loop.execute {
@@ -117,7 +118,7 @@ struct SessionKeepingTests {
             listening.mutate { $0 = true }
         }
         #expect(await eventually { listening.value })
-        try await Task.sleep(for: .seconds(3))
+        try await Task.sleep(for: .seconds(4))
         #expect(events.value.isEmpty, "\(events.value)")
         #expect(client.session?.id == session.id)
         #expect(try await client.exists("/") != nil)

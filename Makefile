@@ -3,18 +3,23 @@ SWIFT ?= swift
 SECONDS ?= 60
 TEST_FLAGS ?=
 
-.PHONY: run test bench fuzz asan bootstrap format clean
+.PHONY: run test bench fuzz asan bootstrap bootstrap-test format clean
 
 bootstrap:
 	@scripts/bootstrap
+
+## bootstrap-test: also what the tests run against (ZooKeeper for the registry tests)
+bootstrap-test:
+	@scripts/bootstrap --test
 
 ## run: loopback demo on an embedded server, no external services needed
 run: bootstrap
 	$(SWIFT) build -c release --product motan
 	.build/release/motan demo
 
-## test: the whole suite (builds the CLI first: transport tests drive it as a child process)
-test: bootstrap
+## test: the whole suite (builds the CLI first: transport tests drive it as a child process;
+## the ZooKeeper tests start their own servers on 127.0.0.1)
+test: bootstrap-test
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel $(TEST_FLAGS)
 

@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "MotanTransport", targets: ["MotanTransport"]),
         .library(name: "MotanRegistry", targets: ["MotanRegistry"]),
         .library(name: "Motan", targets: ["Motan"]),
+        .library(name: "MotanZooKeeper", targets: ["MotanZooKeeper"]),
         .library(name: "MotanHarness", targets: ["MotanHarness"]),
         .library(name: "MotanHTTP", targets: ["MotanHTTP"]),
         .library(name: "MotanConsul", targets: ["MotanConsul"]),
@@ -84,6 +85,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MotanZooKeeper",
+            dependencies: [
+                "MotanLoop",
+                "MotanRegistry",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "Motan",
             dependencies: [
                 "MotanRegistry",
@@ -115,6 +124,7 @@ let package = Package(
                 "MotanHTTP",
                 "Motan",
                 "MotanConsul",
+                "MotanZooKeeper",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -163,6 +173,10 @@ let package = Package(
             name: "ConsulFlipLatency",
             dependencies: ["MotanConsul", "ConsulAgentStandIn", "MotanRegistry", "MotanLoop"],
             path: "Tests/ConsulFlipLatency"
+        ),
+        .testTarget(
+            name: "MotanZooKeeperTests",
+            dependencies: ["MotanZooKeeper", "MotanRegistry", "MotanLoop"]
         ),
         .testTarget(
             name: "MotanCoexistenceTests",

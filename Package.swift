@@ -148,6 +148,7 @@ let package = Package(
             name: "MotanTests",
             dependencies: [
                 "Motan",
+                "MotanTestSupport",
                 "MotanHTTP",
                 "MotanRegistry",
                 "MotanTransport",
@@ -159,6 +160,8 @@ let package = Package(
             name: "MotanHTTPTests",
             dependencies: ["MotanHTTP", "MotanLoop"]
         ),
+        // Drives the `motan` CLI as a child process in tests of several layers.
+        .target(name: "MotanTestSupport", path: "Tests/MotanTestSupport"),
         // The Consul-agent stand-in: a test fixture, shared by the Consul tests and the flip-latency tool.
         .target(
             name: "ConsulAgentStandIn",
@@ -167,7 +170,9 @@ let package = Package(
         ),
         .testTarget(
             name: "MotanConsulTests",
-            dependencies: ["MotanConsul", "ConsulAgentStandIn", "MotanHTTP", "MotanRegistry", "MotanLoop"]
+            dependencies: [
+                "MotanConsul", "ConsulAgentStandIn", "MotanHTTP", "MotanRegistry", "MotanLoop", "MotanTestSupport",
+            ]
         ),
         .executableTarget(
             name: "ConsulFlipLatency",
@@ -176,7 +181,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MotanZooKeeperTests",
-            dependencies: ["MotanZooKeeper", "MotanRegistry", "MotanLoop"]
+            dependencies: ["MotanZooKeeper", "MotanRegistry", "MotanLoop", "MotanTestSupport"]
         ),
         .testTarget(
             name: "MotanCoexistenceTests",

@@ -91,6 +91,10 @@ let package = Package(
             dependencies: ["MotanTransport", "MotanLoop", "MotanCodec"]
         ),
         .testTarget(
+            name: "MotanHarnessTests",
+            dependencies: ["MotanHarness", "MotanLoop"]
+        ),
+        .testTarget(
             name: "MotanCoexistenceTests",
             dependencies: ["MotanTransport", .product(name: "NIOCore", package: "swift-nio")]
         ),

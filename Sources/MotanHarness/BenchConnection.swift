@@ -114,7 +114,7 @@ final class BenchConnection: TCPConnectionDelegate {
         }
         parked = 0
         guard inFlight < capacity else { return }
-        while inFlight < capacity { issue(intended: now, now: now) }
+        while inFlight < capacity && worker.remaining > 0 { issue(intended: now, now: now) }
         tcp!.flush()
     }
 
@@ -130,7 +130,7 @@ final class BenchConnection: TCPConnectionDelegate {
             } else if state != .open {
                 worker.countFastFailures(.connection, count: 1, now: intended)
                 health.recordFailure(.noConnection, now: now)
-            } else if inFlight == capacity {
+            } else if inFlight == capacity || worker.remaining == 0 {
                 break
             } else {
                 issue(intended: intended, now: now)
@@ -153,6 +153,7 @@ final class BenchConnection: TCPConnectionDelegate {
         let counted = intended >= worker.measureFrom
         measured[slot] = counted
         if counted { worker.tally.requests += 1 }
+        worker.remaining &-= 1
         inFlight += 1
         tcp!.write(worker.request.patch(requestID: id))
     }

@@ -27,6 +27,11 @@ public struct BenchReport: Sendable, Codable {
         /// 0...100.
         public var percentile: Double
         public var latencyMicroseconds: Double
+
+        public init(percentile: Double, latencyMicroseconds: Double) {
+            self.percentile = percentile
+            self.latencyMicroseconds = latencyMicroseconds
+        }
     }
 
     public struct Fault: Sendable, Codable, Equatable {

@@ -101,8 +101,11 @@ final class BenchWorker: @unchecked Sendable {
         return connection
     }
 
+    /// Requests this loop may still issue: unbounded in timed runs, a batch's size in `startBatch`.
+    var remaining = Int.max
+
     @inline(__always)
-    func isIssuing(_ now: UInt64) -> Bool { now >= startAt && now < stopAt && !isClosing }
+    func isIssuing(_ now: UInt64) -> Bool { remaining > 0 && now >= startAt && now < stopAt && !isClosing }
 
     // MARK: run
 
@@ -140,6 +143,20 @@ final class BenchWorker: @unchecked Sendable {
 
     func afterRead(_ connection: BenchConnection, now: UInt64) {
         if isRateMode { connection.pump(now: now) } else { connection.refill(now: now) }
+        if remaining == 0 && connection.isQuiet && finished != nil && connections.allSatisfy(\.isQuiet) { finish() }
+    }
+
+    /// Closed loop without timers: issues exactly `requests` over this loop's connections and calls
+    /// `finished` from the read that completes the last one. For repeated measurement (benchmarks).
+    func startBatch(requests: Int, finished: @escaping () -> Void) {
+        startAt = 0
+        measureFrom = 0
+        stopAt = .max
+        remaining = requests
+        self.finished = finished
+        let now = benchNow()
+        for connection in connections { connection.refill(now: now) }
+        if requests == 0 { finish() }
     }
 
     @inline(__always)

@@ -18,20 +18,11 @@ final class BenchConnection: TCPConnectionDelegate {
     var reconnectAt: UInt64 = 0
 
     let capacity: Int
-    /// Expected request id per slot; 0 marks a free slot.
-    private var ids: [UInt64]
-    private var sentAt: [UInt64]
-    private var intendedAt: [UInt64]
-    private var measured: [Bool]
-    private var free: [Int]
-    private var generation: UInt64 = 0
-    private(set) var inFlight = 0
+    /// Pointer storage: the hot path touches it without the dynamic exclusivity checks that
+    /// class properties cost on every access.
+    private let table: UnsafeMutablePointer<BenchSlotTable>
     /// Closed loop: idle slots already counted as fast-failed while the target is unavailable.
     private var parked = 0
-
-    /// Constant rate: the next request's intended send time, and the spacing of this connection's schedule.
-    var nextIntended: UInt64 = 0
-    var interval: UInt64 = 0
 
     /// Bytes of a response frame split across reads.
     private var carry: [UInt8] = []
@@ -42,12 +33,27 @@ final class BenchConnection: TCPConnectionDelegate {
         self.health = health
         self.targetIndex = targetIndex
         self.capacity = capacity
-        ids = [UInt64](repeating: 0, count: capacity)
-        sentAt = [UInt64](repeating: 0, count: capacity)
-        intendedAt = [UInt64](repeating: 0, count: capacity)
-        measured = [Bool](repeating: false, count: capacity)
-        free = Array((0..<capacity).reversed())
+        table = .allocate(capacity: 1)
+        table.initialize(to: BenchSlotTable(capacity: capacity))
         carry.reserveCapacity(64 << 10)
+    }
+
+    deinit {
+        table.pointee.deallocate()
+        table.deinitialize(count: 1)
+        table.deallocate()
+    }
+
+    var inFlight: Int { table.pointee.inFlight }
+
+    /// Constant rate: the next request's intended send time, and the spacing of this connection's schedule.
+    var nextIntended: UInt64 {
+        get { table.pointee.nextIntended }
+        set { table.pointee.nextIntended = newValue }
+    }
+    var interval: UInt64 {
+        get { table.pointee.interval }
+        set { table.pointee.interval = newValue }
     }
 
     // MARK: connecting
@@ -72,7 +78,7 @@ final class BenchConnection: TCPConnectionDelegate {
                 let now = benchNow()
                 reconnectAt = now + worker.reconnectDelay
                 if !worker.isClosing {
-                    worker.tally.connectFailures += 1
+                    worker.stats.pointee.tally.connectFailures += 1
                     health.recordFailure(.connectFailed, now: now)
                 }
                 completion?(.failure(error))
@@ -92,7 +98,7 @@ final class BenchConnection: TCPConnectionDelegate {
         let now = benchNow()
         reconnectAt = now + worker.reconnectDelay
         guard !worker.isClosing else { return }
-        for slot in 0..<capacity where ids[slot] != 0 {
+        for slot in 0..<capacity where table.pointee.slots[slot].id != 0 {
             complete(slot, .connection, now: now)
             health.recordFailure(.callFailed, now: now)
         }
@@ -113,49 +119,50 @@ final class BenchConnection: TCPConnectionDelegate {
             return
         }
         parked = 0
-        guard inFlight < capacity else { return }
-        while inFlight < capacity && worker.remaining > 0 { issue(intended: now, now: now) }
-        tcp!.flush()
+        let table = self.table
+        guard table.pointee.inFlight < capacity else { return }
+        let stats = worker.stats
+        var batch = BenchWriteBatch(worker: worker)
+        while table.pointee.inFlight < capacity && stats.pointee.remaining > 0 {
+            issue(intended: now, now: now, into: &batch)
+        }
+        batch.finish(on: tcp!)
     }
 
     /// Constant rate: sends every request whose intended time has come, in order. A request that
     /// finds all slots busy waits; its latency still counts from its intended time.
     func pump(now: UInt64) {
-        var wrote = false
+        let table = self.table
+        let stats = worker.stats
+        var batch = BenchWriteBatch(worker: worker)
         let stop = worker.stopAt
-        while nextIntended <= now && nextIntended < stop {
-            let intended = nextIntended
+        let measureFrom = worker.measureFrom
+        while table.pointee.nextIntended <= now && table.pointee.nextIntended < stop {
+            let intended = table.pointee.nextIntended
             if !health.isAvailable {
                 worker.countFastFailures(.unavailable, count: 1, now: intended)
             } else if state != .open {
                 worker.countFastFailures(.connection, count: 1, now: intended)
                 health.recordFailure(.noConnection, now: now)
-            } else if inFlight == capacity || worker.remaining == 0 {
+            } else if table.pointee.inFlight == capacity || stats.pointee.remaining == 0 {
                 break
             } else {
-                issue(intended: intended, now: now)
-                wrote = true
+                issue(intended: intended, now: now, into: &batch)
             }
-            if intended >= worker.measureFrom { worker.tally.intended += 1 }
-            nextIntended = intended + interval
+            if intended >= measureFrom { stats.pointee.tally.intended += 1 }
+            table.pointee.nextIntended = intended + table.pointee.interval
         }
-        if wrote { tcp!.flush() }
+        if let tcp { batch.finish(on: tcp) }
     }
 
     @inline(__always)
-    private func issue(intended: UInt64, now: UInt64) {
-        let slot = free.removeLast()
-        generation = (generation &+ 1) & 0x7FFF_FFFF_FFFF
-        let id = generation << 16 | UInt64(slot)
-        ids[slot] = id
-        sentAt[slot] = now
-        intendedAt[slot] = intended
+    private func issue(intended: UInt64, now: UInt64, into batch: inout BenchWriteBatch) {
         let counted = intended >= worker.measureFrom
-        measured[slot] = counted
-        if counted { worker.tally.requests += 1 }
-        worker.remaining &-= 1
-        inFlight += 1
-        tcp!.write(worker.request.patch(requestID: id))
+        let id = table.pointee.acquire(sentAt: now, intendedAt: intended, measured: counted)
+        let stats = worker.stats
+        if counted { stats.pointee.tally.requests += 1 }
+        stats.pointee.remaining &-= 1
+        batch.append(requestID: id, on: tcp!)
     }
 
     /// Heartbeat ids carry the top bit, so they never match a slot.
@@ -165,17 +172,17 @@ final class BenchConnection: TCPConnectionDelegate {
         tcp.flush()
     }
 
+    @inline(__always)
     private func complete(_ slot: Int, _ outcome: Outcome, now: UInt64) {
-        ids[slot] = 0
-        free.append(slot)
-        inFlight -= 1
-        if measured[slot] { worker.record(outcome, latency: now &- intendedAt[slot]) }
+        let released = table.pointee.release(slot)
+        if released.measured { worker.record(outcome, latency: now &- released.intendedAt) }
     }
 
     /// Fails every request older than the timeout.
     func expire(now: UInt64, timeout: UInt64) {
         guard inFlight > 0 else { return }
-        for slot in 0..<capacity where ids[slot] != 0 && now &- sentAt[slot] >= timeout {
+        let slots = table.pointee.slots
+        for slot in 0..<capacity where slots[slot].id != 0 && now &- slots[slot].sentAt >= timeout {
             complete(slot, .timeout, now: now)
             health.recordFailure(.timeout, now: now)
         }
@@ -257,9 +264,9 @@ final class BenchConnection: TCPConnectionDelegate {
             return true
         }
         let slot = Int(truncatingIfNeeded: id & 0xFFFF)
-        guard id & (1 << 63) == 0, slot < capacity, ids[slot] == id else {
+        guard id & (1 << 63) == 0, slot < capacity, table.pointee.slots[slot].id == id else {
             // The answer to a request that already timed out.
-            worker.tally.lateResponses += 1
+            worker.stats.pointee.tally.lateResponses += 1
             return true
         }
         complete(slot, status == 0 ? .success : .serverError, now: now)

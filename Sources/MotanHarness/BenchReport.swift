@@ -80,6 +80,9 @@ public struct BenchReport: Sendable, Codable {
     /// Availability changes and injected faults, seconds since the run began.
     public var events: [BenchEvent]
     public var fault: Fault?
+    /// CPU the whole process used over the window, in % of one core: the client loops, plus the
+    /// server with `--embedded`. Divided by the request rate it is the harness's cost per request.
+    public var processCPUPercent: Double?
 
     public func jsonData() throws -> Data {
         let encoder = JSONEncoder()
@@ -156,6 +159,12 @@ public struct BenchReport: Sendable, Codable {
         lines.append(
             "  \(requests) requests, \(succeeded) succeeded, \(errors.total) errors; "
                 + "\(Self.number(requestsPerSecond)) req/s (\(Self.number(succeededPerSecond)) succeeded/s)")
+        if let cpu = processCPUPercent, requestsPerSecond > 0 {
+            lines.append(
+                "  process CPU \(String(format: "%.1f", cpu))% of one core"
+                    + (embedded ? " (client and embedded server)" : "")
+                    + ", \(Self.number(cpu / 100 * 1e9 / requestsPerSecond)) ns per request")
+        }
         if let intendedRequests {
             lines.append("  schedule called for \(intendedRequests) requests in the window; \(requests) were issued")
         }

@@ -1,6 +1,14 @@
 import Histogram
 import MotanLoop
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Runs one `motan bench`: connects, loads, injects the fault if asked, drains, and merges the
 /// loops' histograms and tallies into a report. All waiting happens here, off the loops.
 public struct BenchRunner: Sendable {
@@ -77,11 +85,16 @@ public struct BenchRunner: Sendable {
         // Progress once a second until the window closes.
         var lastRequests = 0
         var lastTime = startAt
+        var cpuAtMeasure: (time: UInt64, cpu: UInt64)?
+        var cpuAtStop: (time: UInt64, cpu: UInt64)?
         while benchNow() < stopAt {
             let now = benchNow()
             let nextSecond = startAt + ((now - min(now, startAt)) / 1_000_000_000 + 1) * 1_000_000_000
-            let wake = min(nextSecond, stopAt)
-            try? await Task.sleep(for: .nanoseconds(Int64(wake - min(wake, benchNow()))))
+            var wake = min(nextSecond, stopAt)
+            if cpuAtMeasure == nil { wake = min(wake, measureFrom) }
+            await Self.sleep(until: wake)
+            if cpuAtMeasure == nil && benchNow() >= measureFrom { cpuAtMeasure = (benchNow(), processCPUNanoseconds()) }
+            if benchNow() >= stopAt { cpuAtStop = (benchNow(), processCPUNanoseconds()) }
             guard let progress, benchNow() < stopAt else { continue }
             let snapshot = await Self.progress(
                 workers: workers, healths: healths, startAt: startAt, measureFrom: measureFrom,
@@ -124,7 +137,7 @@ public struct BenchRunner: Sendable {
             intendedRequests: nil, lateResponses: tally.lateResponses, connectFailures: tally.connectFailures,
             requestsPerSecond: Double(tally.requests) / window, succeededPerSecond: Double(tally.succeeded) / window,
             latencyMicroseconds: BenchReport.latency(of: histogram), percentileCurve: BenchReport.curve(of: histogram),
-            events: events, fault: nil)
+            events: events, fault: nil, processCPUPercent: nil)
         switch configuration.shape {
         case .closedLoop(let depth):
             report.depth = depth
@@ -132,6 +145,9 @@ public struct BenchRunner: Sendable {
             report.mode = "constant-rate"
             report.rate = rate
             report.intendedRequests = tally.intended
+        }
+        if let start = cpuAtMeasure, let end = cpuAtStop, end.time > start.time {
+            report.processCPUPercent = Double(end.cpu - start.cpu) * 100 / Double(end.time - start.time)
         }
         if let fault = configuration.fault {
             report.fault = Self.faultReport(fault, events: events)
@@ -175,26 +191,29 @@ public struct BenchRunner: Sendable {
         let breakAt = startAt + UInt64(fault.afterSeconds * 1e9)
         guard breakAt < stopAt else { return }
         await sleep(until: breakAt)
+        // Each event is stamped before the action: its effects must never appear to precede it.
+        let brokeAt = benchNow()
         switch fault {
         case .kill:
+            health.append(.serverKilled, at: brokeAt, detail: "listener and connections closed")
             server.kill()
-            health.append(.serverKilled, at: benchNow(), detail: "listener and connections closed")
         case .pause:
+            health.append(.serverPaused, at: brokeAt, detail: "server loop stopped reading and answering")
             server.pause()
-            health.append(.serverPaused, at: benchNow(), detail: "server loop stopped reading and answering")
         }
         await sleep(until: min(breakAt + UInt64(fault.healAfterSeconds * 1e9), stopAt))
+        let healedAt = benchNow()
         switch fault {
         case .kill:
             do {
                 try server.restart()
-                health.append(.serverRestarted, at: benchNow(), detail: "listening again on the same port")
+                health.append(.serverRestarted, at: healedAt, detail: "listening again on the same port")
             } catch {
-                health.append(.serverRestarted, at: benchNow(), detail: "restart failed: \(error)")
+                health.append(.serverRestarted, at: healedAt, detail: "restart failed: \(error)")
             }
         case .pause:
+            health.append(.serverResumed, at: healedAt, detail: "server loop running again")
             server.resume()
-            health.append(.serverResumed, at: benchNow(), detail: "server loop running again")
         }
     }
 
@@ -228,6 +247,18 @@ extension BenchReport.Fault {
             kind: kind, atSeconds: atSeconds, healedAtSeconds: nil, detectionMilliseconds: nil,
             faultToUnavailableMilliseconds: nil, recoveryMilliseconds: nil)
     }
+}
+
+/// User plus system CPU time of the whole process (client loops, and the embedded server if any).
+func processCPUNanoseconds() -> UInt64 {
+    var usage = rusage()
+    #if canImport(Glibc)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+    #else
+        getrusage(RUSAGE_SELF, &usage)
+    #endif
+    let micros = { (t: timeval) in UInt64(t.tv_sec) * 1_000_000 + UInt64(t.tv_usec) }
+    return (micros(usage.ru_utime) + micros(usage.ru_stime)) * 1000
 }
 
 extension Int64 {

@@ -40,6 +40,14 @@ public struct BenchTally: Sendable, Codable, Equatable {
     }
 }
 
+/// A worker's hot state.
+struct BenchWorkerStats {
+    var tally = BenchTally()
+    var histogram: Histogram<UInt64>
+    /// Requests this loop may still issue: unbounded in timed runs, a batch's size in `startBatch`.
+    var remaining = Int.max
+}
+
 /// The load of one client loop: its connections, their timers, one latency histogram and one
 /// tally, all touched only on the loop (merged by the runner at the end). Progress numbers are
 /// published to atomics from the 10 ms housekeeping tick, never per request.
@@ -55,9 +63,14 @@ final class BenchWorker: @unchecked Sendable {
     private let isRateMode: Bool
 
     var connections: [BenchConnection] = []
-    var histogram: Histogram<UInt64>
+    /// Hot counters and the histogram, in pointer storage so recording skips exclusivity checks.
+    let stats: UnsafeMutablePointer<BenchWorkerStats>
+    /// Where a refill's requests are laid side by side before one write.
+    let staging: UnsafeMutableRawBufferPointer
     private let highestLatency: UInt64
-    var tally = BenchTally()
+
+    var tally: BenchTally { stats.pointee.tally }
+    var histogram: Histogram<UInt64> { stats.pointee.histogram }
 
     private(set) var startAt: UInt64 = 0
     private(set) var measureFrom: UInt64 = .max
@@ -90,7 +103,18 @@ final class BenchWorker: @unchecked Sendable {
         let runSeconds = configuration.warmupSeconds + configuration.durationSeconds
         highestLatency = Swift.max(
             60_000_000_000, UInt64((runSeconds + Double(configuration.timeoutMilliseconds) / 1000) * 2e9))
-        histogram = Histogram<UInt64>(highestTrackableValue: highestLatency, numberOfSignificantValueDigits: .three)
+        stats = .allocate(capacity: 1)
+        stats.initialize(
+            to: BenchWorkerStats(
+                histogram: Histogram<UInt64>(
+                    highestTrackableValue: highestLatency, numberOfSignificantValueDigits: .three)))
+        staging = .allocate(byteCount: Swift.max(64 << 10, request.bytes.count), alignment: 8)
+    }
+
+    deinit {
+        stats.deinitialize(count: 1)
+        stats.deallocate()
+        staging.deallocate()
     }
 
     func addConnection(target: Int) -> BenchConnection {
@@ -101,11 +125,10 @@ final class BenchWorker: @unchecked Sendable {
         return connection
     }
 
-    /// Requests this loop may still issue: unbounded in timed runs, a batch's size in `startBatch`.
-    var remaining = Int.max
-
     @inline(__always)
-    func isIssuing(_ now: UInt64) -> Bool { remaining > 0 && now >= startAt && now < stopAt && !isClosing }
+    func isIssuing(_ now: UInt64) -> Bool {
+        stats.pointee.remaining > 0 && now >= startAt && now < stopAt && !isClosing
+    }
 
     // MARK: run
 
@@ -143,7 +166,9 @@ final class BenchWorker: @unchecked Sendable {
 
     func afterRead(_ connection: BenchConnection, now: UInt64) {
         if isRateMode { connection.pump(now: now) } else { connection.refill(now: now) }
-        if remaining == 0 && connection.isQuiet && finished != nil && connections.allSatisfy(\.isQuiet) { finish() }
+        if stats.pointee.remaining == 0 && connection.isQuiet && finished != nil && connections.allSatisfy(\.isQuiet) {
+            finish()
+        }
     }
 
     /// Closed loop without timers: issues exactly `requests` over this loop's connections and calls
@@ -152,7 +177,7 @@ final class BenchWorker: @unchecked Sendable {
         startAt = 0
         measureFrom = 0
         stopAt = .max
-        remaining = requests
+        stats.pointee.remaining = requests
         self.finished = finished
         let now = benchNow()
         for connection in connections { connection.refill(now: now) }
@@ -161,21 +186,22 @@ final class BenchWorker: @unchecked Sendable {
 
     @inline(__always)
     func record(_ outcome: BenchConnection.Outcome, latency: UInt64) {
+        let stats = self.stats
         switch outcome {
         case .success:
-            tally.succeeded += 1
-            _ = histogram.record(Swift.min(latency, highestLatency))
-        case .serverError: tally.serverError += 1
-        case .timeout: tally.timeout += 1
-        case .connection: tally.connection += 1
-        case .unavailable: tally.unavailable += 1
+            stats.pointee.tally.succeeded += 1
+            _ = stats.pointee.histogram.record(Swift.min(latency, highestLatency))
+        case .serverError: stats.pointee.tally.serverError += 1
+        case .timeout: stats.pointee.tally.timeout += 1
+        case .connection: stats.pointee.tally.connection += 1
+        case .unavailable: stats.pointee.tally.unavailable += 1
         }
     }
 
     /// Requests that fail without being sent; `now` is their intended time.
     func countFastFailures(_ outcome: BenchConnection.Outcome, count: Int, now: UInt64) {
         guard now >= measureFrom, now < stopAt else { return }
-        tally.requests += count
+        stats.pointee.tally.requests += count
         for _ in 0..<count { record(outcome, latency: 0) }
     }
 
@@ -213,6 +239,7 @@ final class BenchWorker: @unchecked Sendable {
     }
 
     private func publish() {
+        let tally = self.tally
         publishedRequests.store(tally.requests, ordering: .relaxed)
         publishedSucceeded.store(tally.succeeded, ordering: .relaxed)
         publishedErrors.store(tally.errors, ordering: .relaxed)

@@ -137,7 +137,11 @@ final class BenchConnection: TCPConnectionDelegate {
         var batch = BenchWriteBatch(worker: worker)
         let stop = worker.stopAt
         let measureFrom = worker.measureFrom
-        while table.pointee.nextIntended <= now && table.pointee.nextIntended < stop {
+        // Requests due before the next 1 ms tick leave now rather than up to a tick late: latency
+        // counts from the earlier of intended and actual send, so timer granularity neither
+        // inflates latency nor hides a stall.
+        let horizon = now + BenchWorker.tickNanoseconds
+        while table.pointee.nextIntended < horizon && table.pointee.nextIntended < stop {
             let intended = table.pointee.nextIntended
             if !health.isAvailable {
                 worker.countFastFailures(.unavailable, count: 1, now: intended)
@@ -175,7 +179,9 @@ final class BenchConnection: TCPConnectionDelegate {
     @inline(__always)
     private func complete(_ slot: Int, _ outcome: Outcome, now: UInt64) {
         let released = table.pointee.release(slot)
-        if released.measured { worker.record(outcome, latency: now &- released.intendedAt) }
+        if released.measured {
+            worker.record(outcome, latency: now &- Swift.min(released.intendedAt, released.sentAt))
+        }
     }
 
     /// Fails every request older than the timeout.
@@ -270,6 +276,7 @@ final class BenchConnection: TCPConnectionDelegate {
             return true
         }
         complete(slot, status == 0 ? .success : .serverError, now: now)
+        worker.stats.pointee.answered &+= 1
         health.recordSuccess(now: now, how: "request")
         return true
     }

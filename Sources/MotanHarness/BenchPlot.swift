@@ -20,7 +20,7 @@ public enum BenchPlot {
         let width = 960.0
         let height = 560.0
         let left = 90.0
-        let right = 30.0
+        let right = 60.0
         let top = 56.0
         let bottom = 78.0
         let plotWidth = width - left - right

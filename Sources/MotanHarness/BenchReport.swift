@@ -226,13 +226,15 @@ public struct BenchProgress: Sendable {
     public var p50Microseconds: Double
     public var p99Microseconds: Double
     public var unavailableTargets: Int
+    /// Answers so far, warm-up included.
+    public var answered: Int
 
     public var line: String {
-        let phase = warmingUp ? "warm-up" : "\(requests) req"
+        let rate = "\(BenchReport.number(requestsPerSecond)) req/s"
         let unavailable = unavailableTargets > 0 ? "  \(unavailableTargets) target(s) unavailable" : ""
-        return
-            "[\(String(format: "%5.1f", elapsedSeconds)) s] \(phase)  \(BenchReport.number(requestsPerSecond)) req/s  "
-            + "errors \(errors)  p50 \(BenchReport.micro(p50Microseconds)) µs  p99 \(BenchReport.micro(p99Microseconds)) µs"
-            + unavailable
+        let time = "[\(String(format: "%5.1f", elapsedSeconds)) s]"
+        if warmingUp { return "\(time) warm-up  \(rate)" + unavailable }
+        return "\(time) \(requests) requests  \(rate)  errors \(errors)  "
+            + "p50 \(BenchReport.micro(p50Microseconds)) µs  p99 \(BenchReport.micro(p99Microseconds)) µs" + unavailable
     }
 }

@@ -83,7 +83,7 @@ public struct BenchRunner: Sendable {
         }
 
         // Progress once a second until the window closes.
-        var lastRequests = 0
+        var lastAnswered = 0
         var lastTime = startAt
         var cpuAtMeasure: (time: UInt64, cpu: UInt64)?
         var cpuAtStop: (time: UInt64, cpu: UInt64)?
@@ -95,11 +95,11 @@ public struct BenchRunner: Sendable {
             await Self.sleep(until: wake)
             if cpuAtMeasure == nil && benchNow() >= measureFrom { cpuAtMeasure = (benchNow(), processCPUNanoseconds()) }
             if benchNow() >= stopAt { cpuAtStop = (benchNow(), processCPUNanoseconds()) }
-            guard let progress, benchNow() < stopAt else { continue }
+            guard let progress, wake == nextSecond, benchNow() < stopAt else { continue }
             let snapshot = await Self.progress(
                 workers: workers, healths: healths, startAt: startAt, measureFrom: measureFrom,
-                lastRequests: lastRequests, lastTime: lastTime)
-            lastRequests = snapshot.requests
+                lastAnswered: lastAnswered, lastTime: lastTime)
+            lastAnswered = snapshot.answered
             lastTime = benchNow()
             progress(snapshot)
         }
@@ -157,8 +157,9 @@ public struct BenchRunner: Sendable {
 
     private static func progress(
         workers: [BenchWorker], healths: [BenchTargetHealth], startAt: UInt64, measureFrom: UInt64,
-        lastRequests: Int, lastTime: UInt64
+        lastAnswered: Int, lastTime: UInt64
     ) async -> BenchProgress {
+        var answered = 0
         var requests = 0
         var succeeded = 0
         var errors = 0
@@ -167,19 +168,20 @@ public struct BenchRunner: Sendable {
             requests += worker.publishedRequests.load(ordering: .relaxed)
             succeeded += worker.publishedSucceeded.load(ordering: .relaxed)
             errors += worker.publishedErrors.load(ordering: .relaxed)
+            answered += worker.publishedAnswered.load(ordering: .relaxed)
             if let part = try? await worker.loop.submit({ worker.histogram }) {
                 if histogram == nil { histogram = part } else { histogram!.add(part) }
             }
         }
         let now = benchNow()
-        let interval = Double(now - min(now, max(lastTime, measureFrom))) / 1e9
+        let interval = Double(now - min(now, lastTime)) / 1e9
         let percentile = { (p: Double) in histogram.map { Double($0.valueAtPercentile(p)) / 1000 } ?? 0 }
         return BenchProgress(
             elapsedSeconds: Double(now - min(now, startAt)) / 1e9, warmingUp: now < measureFrom, requests: requests,
             succeeded: succeeded, errors: errors,
-            requestsPerSecond: interval > 0 ? Double(requests - lastRequests) / interval : 0,
+            requestsPerSecond: interval > 0 ? Double(answered - lastAnswered) / interval : 0,
             p50Microseconds: percentile(50), p99Microseconds: percentile(99),
-            unavailableTargets: healths.filter { !$0.isAvailable }.count)
+            unavailableTargets: healths.filter { !$0.isAvailable }.count, answered: answered)
     }
 
     /// Breaks the embedded server at `after` seconds into the load and heals it `heal` seconds later

@@ -46,6 +46,8 @@ struct BenchWorkerStats {
     var histogram: Histogram<UInt64>
     /// Requests this loop may still issue: unbounded in timed runs, a batch's size in `startBatch`.
     var remaining = Int.max
+    /// Answers of any kind, warm-up included: the live rate.
+    var answered = 0
 }
 
 /// The load of one client loop: its connections, their timers, one latency histogram and one
@@ -86,6 +88,7 @@ final class BenchWorker: @unchecked Sendable {
     let publishedRequests = Atomic<Int>(0)
     let publishedSucceeded = Atomic<Int>(0)
     let publishedErrors = Atomic<Int>(0)
+    let publishedAnswered = Atomic<Int>(0)
 
     init(loop: UVEventLoop, configuration: BenchConfiguration, healths: [BenchTargetHealth]) {
         self.loop = loop
@@ -227,6 +230,8 @@ final class BenchWorker: @unchecked Sendable {
     }
 
     static let drainLimit: UInt64 = 2_000_000_000
+    /// Constant-rate pacing period (libuv timers have millisecond resolution).
+    static let tickNanoseconds: UInt64 = 1_000_000
 
     private func probeUnavailableTargets(now: UInt64) {
         for (index, health) in healths.enumerated() where !health.isAvailable && now >= nextProbe[index] {
@@ -243,6 +248,7 @@ final class BenchWorker: @unchecked Sendable {
         publishedRequests.store(tally.requests, ordering: .relaxed)
         publishedSucceeded.store(tally.succeeded, ordering: .relaxed)
         publishedErrors.store(tally.errors, ordering: .relaxed)
+        publishedAnswered.store(stats.pointee.answered, ordering: .relaxed)
     }
 
     private func finish() {

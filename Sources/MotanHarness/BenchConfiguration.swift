@@ -114,8 +114,8 @@ public struct BenchConfiguration: Sendable {
     public static let defaultService = "com.weibo.motan.demo.service.MotanDemoService"
     public static let defaultMethod = "echo"
     public static let defaultGroup = "motan-demo-rpc"
-    /// Requests one connection may have in flight in constant-rate mode; later ones wait their turn
-    /// (and their wait counts in their latency).
+    /// Requests one connection may have in flight in constant-rate mode (fewer with very many
+    /// connections); later ones wait their turn, and their wait counts in their latency.
     public static let rateModeInFlightPerConnection = 1024
 
     public init(
@@ -145,13 +145,20 @@ public struct BenchConfiguration: Sendable {
         self.reconnectDelayMilliseconds = reconnectDelayMilliseconds
     }
 
-    /// Total requests in flight per connection at most.
+    /// Requests in flight per connection at most. At a constant rate the table shrinks with many
+    /// connections, so memory stays bounded whatever the target does.
     var slotsPerConnection: Int {
         switch shape {
         case .closedLoop(let depth): return depth
-        case .constantRate: return Self.rateModeInFlightPerConnection
+        case .constantRate:
+            let total = max(1, connections * max(1, targets.count))
+            return max(64, min(Self.rateModeInFlightPerConnection, Self.maxInFlight / total))
         }
     }
+
+    /// Bound on connections × depth × targets: each slot is a few dozen bytes, and a load this
+    /// deep measures queueing, not the server.
+    public static let maxInFlight = 1 << 20
 
     /// Builds a configuration from command-line values as typed, rejecting every bad or
     /// contradictory combination with a message that names the option.
@@ -207,6 +214,12 @@ public struct BenchConfiguration: Sendable {
                 throw .invalidValue(option: "--depth", value: String(depth), reason: "must be 1...65535")
             }
             shape = .closedLoop(depth: depth)
+            let inFlight = depth * options.connections * max(1, targets.count)
+            guard inFlight <= maxInFlight else {
+                throw .invalidValue(
+                    option: "--depth", value: String(depth),
+                    reason: "connections × depth × targets = \(inFlight) requests in flight; at most \(maxInFlight)")
+            }
         }
 
         var fault: BenchFault?

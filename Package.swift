@@ -92,7 +92,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MotanHarnessTests",
-            dependencies: ["MotanHarness", "MotanLoop"]
+            dependencies: ["MotanHarness", "MotanLoop", "MotanCodec"]
         ),
         .testTarget(
             name: "MotanCoexistenceTests",

@@ -1,4 +1,5 @@
 import Foundation
+import MotanCodec
 import MotanHarness
 import MotanLoop
 import Testing
@@ -163,6 +164,73 @@ struct BenchRunTests {
         #expect(report.errors.timeout > 0)
         #expect(report.fault?.recoveryMilliseconds != nil)
     }
+}
+
+extension BenchRunTests {
+    /// Against a server that answers in 11-byte pieces a millisecond apart (so frames always
+    /// straddle reads, headers included) and fails every other request, every answer is still
+    /// matched to its request and counted once.
+    @Test func responsesSplitAcrossReadsAndServerErrorsAreCounted() async throws {
+        let group = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "choppy")
+        let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in ChoppyMotanServer() }
+        defer {
+            server.close()
+            group.syncShutdown()
+        }
+        var options = BenchOptions()
+        options.targets = [server.address.description]
+        options.connections = 2
+        options.depth = 3
+        options.duration = "600ms"
+        options.warmup = "0"
+        let report = try await BenchRunner(configuration: try BenchConfiguration.parse(options)).run().report
+        assertEveryRequestHasOneOutcome(report)
+        #expect(report.succeeded > 0)
+        #expect(report.errors.serverError > 0)
+        #expect(report.errors.connection == 0, "a split frame was misread")
+        #expect(report.errors.timeout == 0)
+        #expect(report.events.isEmpty, "server errors are answers: the target stays available")
+    }
+}
+
+/// Echoes Motan2 requests, failing every second one, and dribbles its output out 11 bytes per
+/// millisecond.
+final class ChoppyMotanServer: TCPConnectionDelegate, @unchecked Sendable {
+    private var decoder = FrameDecoder()
+    private var output: [UInt8] = []
+    private var answered = 0
+    private var dripping = false
+
+    func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
+        decoder.feed(bytes)
+        while let frame = try? decoder.next() {
+            answered += 1
+            if frame.isHeartbeat {
+                FrameEncoder.encodeHeartbeatResponse(requestID: frame.requestID, into: &output)
+            } else if answered % 2 == 0 {
+                FrameEncoder.encodeErrorResponse(
+                    requestID: frame.requestID, error: MotanErrorInfo(errcode: 503, errmsg: "even", errtype: 1),
+                    into: &output)
+            } else {
+                FrameEncoder.encodeResponse(requestID: frame.requestID, processTime: 0, body: frame.body, into: &output)
+            }
+        }
+        if !dripping { drip(connection) }
+    }
+
+    private func drip(_ connection: TCPConnection) {
+        guard connection.state == .open, !output.isEmpty else {
+            dripping = false
+            return
+        }
+        dripping = true
+        let piece = Array(output.prefix(11))
+        output.removeFirst(piece.count)
+        connection.writeAndFlush(piece)
+        connection.loop.scheduleTimer(after: .milliseconds(1)) { [self] in drip(connection) }
+    }
+
+    func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {}
 }
 
 /// What an SVG document holds, read with a real XML parser.

@@ -89,7 +89,12 @@ public struct BenchRunner: Sendable {
         var cpuAtStop: (time: UInt64, cpu: UInt64)?
         while benchNow() < stopAt {
             let now = benchNow()
-            let nextSecond = startAt + ((now - min(now, startAt)) / 1_000_000_000 + 1) * 1_000_000_000
+            // Whole seconds of warm-up, then whole seconds of the window: never a line at the
+            // instant the window opens, when it has nothing to show yet.
+            var nextSecond = startAt + ((now - min(now, startAt)) / 1_000_000_000 + 1) * 1_000_000_000
+            if nextSecond + 100_000_000 > measureFrom {
+                nextSecond = measureFrom + ((now - min(now, measureFrom)) / 1_000_000_000 + 1) * 1_000_000_000
+            }
             var wake = min(nextSecond, stopAt)
             if cpuAtMeasure == nil { wake = min(wake, measureFrom) }
             await Self.sleep(until: wake)

@@ -3,7 +3,7 @@ SWIFT ?= swift
 SECONDS ?= 60
 TEST_FLAGS ?=
 
-.PHONY: run test bench fuzz asan bootstrap bootstrap-test format clean
+.PHONY: run test bench bench-thresholds fuzz asan bootstrap bootstrap-test format clean
 
 bootstrap:
 	@scripts/bootstrap
@@ -23,9 +23,21 @@ test: bootstrap-test
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --no-parallel $(TEST_FLAGS)
 
-## bench: package-benchmark suites (a separate package, so `make test` never builds them)
+## bench: package-benchmark suites (a separate package, so `make test` never builds them), then
+## their malloc counts checked against the p90 thresholds stored for this toolchain
+SWIFT_TOOLCHAIN ?= $(shell $(SWIFT) --version 2>&1 | sed -n 's/.*Swift version \([0-9]*\.[0-9]*\).*/\1/p' | head -n 1)
+THRESHOLDS = Thresholds/$(SWIFT_TOOLCHAIN)
 bench: bootstrap
 	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark
+	cd Benchmarks && $(SWIFT) package --disable-sandbox benchmark baseline check \
+		--metric mallocCountTotal --check-absolute-path $(THRESHOLDS) --no-progress
+
+## bench-thresholds: record the current p90 malloc counts as this toolchain's thresholds
+bench-thresholds: bootstrap
+	cd Benchmarks && $(SWIFT) package --disable-sandbox --allow-writing-to-package-directory benchmark \
+		--metric mallocCountTotal --format metricP90AbsoluteThresholds --path $(THRESHOLDS) --no-progress
+	@# The exporter writes spaces in benchmark names as '_', the checker looks for the names as they are.
+	cd Benchmarks/$(THRESHOLDS) && for f in *_*.p90.json; do [ -e "$$f" ] && mv -f "$$f" "$$(echo "$$f" | tr '_' ' ')"; done; true
 
 ## fuzz: libFuzzer on the frame decoder and simple deserializer for SECONDS seconds
 fuzz: bootstrap

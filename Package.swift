@@ -184,6 +184,10 @@ let package = Package(
             dependencies: ["MotanZooKeeper", "MotanRegistry", "MotanLoop", "MotanTestSupport"]
         ),
         .testTarget(
+            name: "MotanHarnessTests",
+            dependencies: ["MotanHarness", "MotanLoop", "MotanCodec"]
+        ),
+        .testTarget(
             name: "MotanCoexistenceTests",
             dependencies: ["MotanTransport", .product(name: "NIOCore", package: "swift-nio")]
         ),

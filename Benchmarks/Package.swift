@@ -52,5 +52,16 @@ let package = Package(
             path: "Benchmarks/TransportBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "BenchHarnessBenchmarks",
+            dependencies: [
+                "BenchmarkSupport",
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "MotanHarness", package: "swift-motan"),
+                .product(name: "MotanLoop", package: "swift-motan"),
+            ],
+            path: "Benchmarks/BenchHarnessBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )

@@ -14,25 +14,13 @@ public final class BenchEmbeddedServer: Sendable {
     private let endpoint: Mutex<ServerEndpoint?>
     private let paused = Mutex<DispatchSemaphore?>(nil)
 
-    /// Echoes `service`/`method` on the loop: the argument bytes go back as they came.
+    /// Echoes `service`/`method` on the loop: the body goes back as it came.
     public init(service: String, method: String, port: Int = 0, loops: Int = 1) throws(BenchError) {
         group = UVEventLoopGroup(numberOfLoops: loops, namePrefix: "bench-server")
         var registry = ServiceRegistry()
-        registry.handle(service: service, method: method) { request, responder in
-            if request.isGzipped {
-                // The answer goes back plain: decompress once, echo the serialized value.
-                guard let plain = try? Gzip.decompress(request.body, maxOutput: FrameDecoder.defaultMaxContentLength)
-                else {
-                    responder.fail(
-                        MotanErrorInfo(errcode: 500, errmsg: "bad gzip body", errtype: MotanErrorInfo.frameworkType))
-                    return
-                }
-                plain.withUnsafeBytes { responder.respond(serializedValue: $0) }
-            } else if request.body.isEmpty {
-                responder.respond(.null)
-            } else {
-                responder.respond(serializedValue: request.body)
-            }
+        // Raw pass-through: the body goes back as it came (gzip flag included), zero-copy.
+        registry.handleRaw(service: service, method: method) { request, responder in
+            responder.respond(passingThrough: request)
         }
         services = registry
         do {

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Logging
 import MotanHarness
+import MotanLoop
+import MotanRegistry
 
 /// `motan bench`: load and latency against Motan2 servers, or against an embedded one.
 struct BenchCommand: AsyncParsableCommand {
@@ -28,7 +30,9 @@ struct BenchRunCommand: AsyncParsableCommand {
     @Argument(help: "Motan2 servers as host:port (numeric address); none with --embedded.")
     var targets: [String] = []
 
-    @Option(help: "Targets from a registry URL; only direct://host:port[,host:port] in this build.")
+    @Option(
+        help:
+            "Targets from a registry: direct://h:p[,h:p], or the servers zookeeper:// or consul:// lists as available.")
     var registry: String?
 
     @Flag(help: "Start a Motan2 echo server in this process (own loop) and load it.")
@@ -96,10 +100,17 @@ struct BenchRunCommand: AsyncParsableCommand {
     @Flag(help: "No progress display.")
     var quiet = false
 
-    func makeConfiguration() throws -> BenchConfiguration {
+    /// Registries whose server lists are read once, at the start, to become the targets.
+    private var discoversTargets: Bool {
+        guard let registry, let address = try? RegistryAddress(parsing: registry) else { return false }
+        return address.scheme == "zookeeper" || address.scheme == "consul"
+    }
+
+    /// `discovered` replaces the targets and the registry (the servers a registry listed).
+    func makeConfiguration(discovered: [String]? = nil) throws -> BenchConfiguration {
         var options = BenchOptions()
-        options.targets = targets
-        options.registry = registry
+        options.targets = discovered ?? targets
+        options.registry = discovered == nil ? registry : nil
         options.embedded = embedded
         options.connections = connections
         options.depth = depth
@@ -123,7 +134,43 @@ struct BenchRunCommand: AsyncParsableCommand {
         }
     }
 
-    func validate() throws { _ = try makeConfiguration() }
+    func validate() throws {
+        if discoversTargets {
+            guard targets.isEmpty, !embedded else {
+                throw ValidationError("--registry takes the place of targets and --embedded")
+            }
+            // The real list comes at run time; every other option is checked now.
+            _ = try makeConfiguration(discovered: ["127.0.0.1:1"])
+        } else {
+            _ = try makeConfiguration()
+        }
+    }
+
+    /// The available servers of the benchmarked service, from the registry, as host:port.
+    private func discoverTargets() async throws -> [String] {
+        installRegistryModules()
+        let loops = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "bench-registry")
+        let made = try RegistryFactory.shared.makeRegistry(
+            parsing: registry!, context: RegistryContext(loop: loops.loops[0]))
+        let subscriber = MotanURL(
+            host: "127.0.0.1", port: 0, path: service,
+            parameters: ["group": group, "nodeType": "referer"])
+        let servers: Result<[MotanURL], RegistryError>
+        do {
+            servers = .success(try await made.discover(subscriber))
+        } catch {
+            servers = .failure(error)
+        }
+        await made.close()
+        await loops.shutdown()
+        let found = try servers.get()
+        guard !found.isEmpty else {
+            throw CommandFailure(
+                "\(registry!) lists no available server for \(service) in group \(subscriber.group): is the servers' heartbeat switch (feature.configserver.heartbeat) on?"
+            )
+        }
+        return found.map { TCPAddress(host: $0.host, port: $0.port).description }
+    }
 
     func run() async throws {
         LoggingSystem.bootstrap { label in
@@ -131,7 +178,7 @@ struct BenchRunCommand: AsyncParsableCommand {
             handler.logLevel = .warning
             return handler
         }
-        let configuration = try makeConfiguration()
+        let configuration = try makeConfiguration(discovered: discoversTargets ? try await discoverTargets() : nil)
         let runner = BenchRunner(configuration: configuration, label: label ?? Self.defaultLabel(configuration))
         let display = BenchProgressDisplay(enabled: !quiet)
         let result: BenchResult

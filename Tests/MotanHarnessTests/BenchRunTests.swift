@@ -33,8 +33,8 @@ struct BenchRunTests {
         let group = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "probe")
         let server = try TCPServer.bind(host: "127.0.0.1", port: 0, on: group) { _ in nil }
         let port = server.port
-        server.close()
-        group.syncShutdown()
+        await server.close()
+        await group.shutdown()
 
         var options = BenchOptions()
         options.targets = ["127.0.0.1:\(port)"]

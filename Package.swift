@@ -187,6 +187,12 @@ let package = Package(
             name: "MotanHarnessTests",
             dependencies: ["MotanHarness", "MotanLoop", "MotanCodec"]
         ),
+        // Flip-to-notification latency through a real ZooKeeper (prints numbers, asserts nothing).
+        .executableTarget(
+            name: "ZooKeeperFlipLatency",
+            dependencies: ["MotanZooKeeper", "MotanRegistry", "MotanLoop"],
+            path: "Tests/ZooKeeperFlipLatency"
+        ),
         .testTarget(
             name: "MotanCoexistenceTests",
             dependencies: ["MotanTransport", .product(name: "NIOCore", package: "swift-nio")]

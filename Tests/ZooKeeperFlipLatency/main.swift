@@ -1,0 +1,89 @@
+// Measures how long a switch flip takes to reach a subscriber through ZooKeeper: `available(nil)`
+// / `unavailable(nil)` on one registry (its node moves between `unavailableServer` and `server`),
+// until a second registry's subscriber, on its own session, hears the new list through its child
+// watch. Also prints the process's resident memory before and after, to show the registries'
+// steady footprint. Prints numbers; asserts nothing.
+//
+//   PORT=$(scripts/zk-start.sh auto)
+//   swift run -c release ZooKeeperFlipLatency 127.0.0.1:$PORT [flips] [gap-ms]
+//   scripts/zk-stop.sh $PORT
+import Foundation
+import MotanLoop
+import MotanRegistry
+import MotanZooKeeper
+import Synchronization
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+guard let connectString = arguments.first else {
+    print("usage: ZooKeeperFlipLatency host:port[,host:port…] [flips] [gap-ms]")
+    exit(2)
+}
+let flips = arguments.dropFirst().first.flatMap { Int($0) } ?? 200
+let gap = arguments.dropFirst(2).first.flatMap { Int($0) } ?? 20
+
+func residentMiB() -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+        let pages = text.split(separator: " ").dropFirst().first.flatMap({ Double($0) })
+    else { return 0 }
+    return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
+}
+
+let serverLoops = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "flip-server")
+let clientLoops = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "flip-client")
+let registryURL = MotanURL(protocol: "zookeeper", host: "", port: 0, path: "", parameters: ["address": connectString])
+let server = try ZooKeeperRegistry(url: registryURL, loop: serverLoops.loops[0])
+let client = try ZooKeeperRegistry(url: registryURL, loop: clientLoops.loops[0])
+let url = MotanURL(
+    protocol: "motan2", host: "127.0.0.1", port: 18_100, path: "com.example.Latency",
+    parameters: ["group": "latency-\(getpid())", "nodeType": "service"])
+
+/// The size of each list a notification carried, and when it arrived.
+let heard = Mutex<[(count: Int, at: ContinuousClock.Instant)]>([])
+let clock = ContinuousClock()
+
+try await server.register(url)
+_ = try await client.subscribe(url) { urls in
+    let now = clock.now
+    heard.withLock { $0.append((urls.count, now)) }
+}
+
+func waitFor(count: Int, after seen: Int) async -> ContinuousClock.Instant {
+    while true {
+        let match = heard.withLock { list in list.dropFirst(seen).first { $0.count == count }?.at }
+        if let match { return match }
+        try? await Task.sleep(for: .microseconds(100))
+    }
+}
+
+let memoryBefore = residentMiB()
+var samples: [Double] = []
+for flip in 0..<flips {
+    if gap > 0 { try await Task.sleep(for: .milliseconds(gap)) }
+    let on = flip % 2 == 0
+    let seen = heard.withLock { $0.count }
+    let start = clock.now
+    if on { try await server.available(nil) } else { try await server.unavailable(nil) }
+    let arrived = await waitFor(count: on ? 1 : 0, after: seen)
+    let elapsed = arrived - start
+    samples.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+}
+let memoryAfter = residentMiB()
+
+samples.sort()
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    sorted[min(sorted.count - 1, max(0, Int((Double(sorted.count) * p).rounded(.up)) - 1))]
+}
+print(
+    String(
+        format:
+            "flip → subscriber notification over %d flips, %d ms apart: p50 %.3f ms, p99 %.3f ms, min %.3f ms, max %.3f ms",
+        samples.count, gap, percentile(samples, 0.5), percentile(samples, 0.99), samples.first!, samples.last!))
+print(
+    String(
+        format: "resident memory (two registries, two sessions): %.1f MiB before the flips, %.1f MiB after",
+        memoryBefore, memoryAfter))
+
+await client.close()
+await server.close()
+clientLoops.syncShutdown()
+serverLoops.syncShutdown()

@@ -173,6 +173,24 @@ struct ConsulRegistryTests {
         await server.shutdown()
     }
 
+    @Test("a flip sent to an agent that forgot the instance registers it again and succeeds")
+    func flipAfterForgetting() async throws {
+        let agent = try AgentUnderTest()
+        defer { agent.shutdown() }
+        guard let standIn = agent.requireStandIn("flipAfterForgetting") else { return }
+        let server = try RegistryUnderTest(agent, name: "consul-a", configuration: Self.fast)
+        let group = uniqueGroup("forgot")
+        let url = serviceURL(port: 18_010, group: group)
+        try await server.registry.register(url)
+        try standIn.restart(resetIndex: true)
+        // The 20 s heartbeat has not ticked: only the flip itself can repair the registration.
+        try await server.registry.available(nil)
+        #expect(standIn.checkStatus("service:127.0.0.1:18010-com.example.Hello") == "passing")
+        #expect(standIn.counters.registrations == 2)
+        await server.shutdown()
+        #expect(standIn.serviceIDs.isEmpty)
+    }
+
     @Test("an unreachable agent: retries with backoff, loops stay free, everything recovers")
     func agentUnreachable() async throws {
         let agent = try AgentUnderTest()

@@ -179,8 +179,17 @@ final class ConsulHeartbeatManager {
                 self.scheduleRetry(instance, after: error)
             }
         }
-        if !instance.onAgent {
-            let justRegistered = instance.state
+        round(instance, mayRegisterAgain: true, finish)
+    }
+
+    /// Registers the instance if the agent does not have it, then passes or fails its check. A
+    /// check the agent does not know (it restarted, or someone removed the service) makes the round
+    /// register once more and try again, so the caller of a flip is not told of a failure that
+    /// the round itself repaired.
+    private func round(
+        _ instance: Instance, mayRegisterAgain: Bool, _ finish: @escaping (Result<Void, ConsulCallError>) -> Void
+    ) {
+        guard instance.onAgent else {
             api.register(ConsulConventions.registration(instance.url, ttl: timing.ttl)) { [weak self] result in
                 guard let self else { return }
                 switch result {
@@ -189,30 +198,32 @@ final class ConsulHeartbeatManager {
                 case .success:
                     instance.onAgent = true
                     // A new check starts critical: only an available instance needs a call now.
-                    if justRegistered == .available && instance.state == .available {
-                        self.updateCheck(instance, finish)
+                    if instance.state == .available {
+                        self.updateCheck(instance, mayRegisterAgain: false, finish)
                     } else {
-                        if instance.state == .available { instance.needsSync = true }
                         finish(.success(()))
                     }
                 }
             }
-        } else {
-            updateCheck(instance, finish)
+            return
         }
+        updateCheck(instance, mayRegisterAgain: mayRegisterAgain, finish)
     }
 
-    private func updateCheck(_ instance: Instance, _ finish: @escaping (Result<Void, ConsulCallError>) -> Void) {
-        let passing = instance.state == .available
-        let done: ConsulAgentAPI.Done = { result in
+    private func updateCheck(
+        _ instance: Instance, mayRegisterAgain: Bool, _ finish: @escaping (Result<Void, ConsulCallError>) -> Void
+    ) {
+        let done: ConsulAgentAPI.Done = { [weak self] result in
             if case .failure(let error) = result, error.isNotFound {
-                // The agent does not know the check: it restarted or the service was removed.
                 instance.onAgent = false
-                instance.needsSync = true
+                if mayRegisterAgain, let self, !instance.removed, !self.closed {
+                    self.logger.info("consul agent does not know \(instance.id); registering it again")
+                    return self.round(instance, mayRegisterAgain: false, finish)
+                }
             }
             finish(result)
         }
-        if passing {
+        if instance.state == .available {
             passesSent += 1
             api.passCheck(serviceID: instance.id, done)
         } else {

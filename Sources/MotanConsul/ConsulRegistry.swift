@@ -96,6 +96,8 @@ public final class ConsulRegistry: Registry, @unchecked Sendable {
 
     // MARK: Registry
 
+    /// Registers `url` with a critical TTL check. If the agent cannot be reached this throws, and
+    /// the registry keeps the instance and retries with backoff until it can (or `unregister`).
     public func register(_ url: MotanURL) async throws(RegistryError) {
         try await call("register") { heartbeat, done in heartbeat.register(url, done) }
     }

@@ -150,7 +150,7 @@ public final class LoopHTTPServer: Sendable {
     /// `close()` without blocking the caller's thread.
     public func shutdown() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            Thread.detach { [self] in
+            DetachedThread.detach { [self] in
                 close()
                 continuation.resume()
             }
@@ -167,7 +167,7 @@ public final class LoopHTTPServer: Sendable {
 }
 
 /// A plain thread for blocking work that must stay off both the loops and the cooperative pool.
-enum Thread {
+enum DetachedThread {
     static func detach(_ body: @escaping @Sendable () -> Void) {
         final class Box: @unchecked Sendable {
             let body: @Sendable () -> Void

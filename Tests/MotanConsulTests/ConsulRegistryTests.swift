@@ -135,8 +135,10 @@ struct ConsulRegistryTests {
         guard let standIn = agent.requireStandIn("agentRestart") else { return }
         var config = Self.fast
         config.passInterval = .milliseconds(500)
+        // Longer than any wait below: recovery must not come from a blocking query running out.
+        config.blockingWait = .seconds(300)
         let server = try RegistryUnderTest(agent, name: "consul-a", configuration: config)
-        let client = try RegistryUnderTest(agent, name: "consul-b", configuration: Self.fast)
+        let client = try RegistryUnderTest(agent, name: "consul-b", configuration: config)
         let group = uniqueGroup("restart")
         let url = serviceURL(port: 18_006, group: group)
         try await server.registry.register(url)
@@ -148,20 +150,45 @@ struct ConsulRegistryTests {
         }
         try await server.registry.available(nil)
         #expect(await log.wait { $0 == [url] })
+        // The subscriber's blocking query is waiting at the agent with the current, high index.
+        #expect(await eventually { standIn.counters.blockedQueries == 1 })
         let indexBefore = standIn.index(ofService: "motanrpc_\(group)")
         let registrationsBefore = standIn.counters.registrations
+        let mark = log.count
         try standIn.restart(resetIndex: true)
         #expect(standIn.serviceIDs.isEmpty)
-        #expect(await eventually { standIn.counters.registrations > registrationsBefore })
-        #expect(await eventually { standIn.checkStatus("service:127.0.0.1:18006-com.example.Hello") == "passing" })
+        // The heartbeat finds its check unknown, registers again and passes; the subscriber, whose
+        // blocking query was cut, starts over from the agent's new, lower index and sees it back.
+        #expect(await log.wait(since: mark) { $0 == [url] })
+        #expect(standIn.counters.registrations > registrationsBefore)
         #expect(standIn.index(ofService: "motanrpc_\(group)") < indexBefore)
-        // Discovery follows the new, lower index: the next flip still reaches the subscriber.
+        // Later flips still reach the subscriber.
+        let beforeOff = log.count
         try await server.registry.unavailable(nil)
-        #expect(await log.wait { $0.isEmpty })
+        #expect(await log.wait(since: beforeOff) { $0.isEmpty })
+        let beforeOn = log.count
         try await server.registry.available(nil)
-        #expect(await log.wait { $0 == [url] })
+        #expect(await log.wait(since: beforeOn) { $0 == [url] })
         await client.shutdown()
         await server.shutdown()
+    }
+
+    @Test("a flip sent to an agent that forgot the instance registers it again and succeeds")
+    func flipAfterForgetting() async throws {
+        let agent = try AgentUnderTest()
+        defer { agent.shutdown() }
+        guard let standIn = agent.requireStandIn("flipAfterForgetting") else { return }
+        let server = try RegistryUnderTest(agent, name: "consul-a", configuration: Self.fast)
+        let group = uniqueGroup("forgot")
+        let url = serviceURL(port: 18_010, group: group)
+        try await server.registry.register(url)
+        try standIn.restart(resetIndex: true)
+        // The 20 s heartbeat has not ticked: only the flip itself can repair the registration.
+        try await server.registry.available(nil)
+        #expect(standIn.checkStatus("service:127.0.0.1:18010-com.example.Hello") == "passing")
+        #expect(standIn.counters.registrations == 2)
+        await server.shutdown()
+        #expect(standIn.serviceIDs.isEmpty)
     }
 
     @Test("an unreachable agent: retries with backoff, loops stay free, everything recovers")

@@ -127,16 +127,24 @@ final class SubscriberLog: @unchecked Sendable {
     var all: [[MotanURL]] { lists.value }
     var latest: [MotanURL]? { lists.value.last }
 
-    /// Waits for a notification satisfying `predicate` (the latest one counts unless told otherwise).
-    /// The bound only keeps a broken build from hanging; tests assert what arrives, not when.
+    /// How many notifications have arrived: a mark for `wait(since:)`.
+    var count: Int { lists.value.count }
+
+    /// Waits for a notification satisfying `predicate`: the latest one counts, or with `since`,
+    /// any that arrived after that mark. The bound only keeps a broken build from hanging; tests
+    /// assert what arrives, not when.
     func wait(
-        includingLatest: Bool = true, upTo bound: Duration = .seconds(60),
+        since mark: Int? = nil, upTo bound: Duration = .seconds(60),
         _ predicate: @escaping @Sendable ([MotanURL]) -> Bool
     ) async -> Bool {
         let id = nextID.add(1, ordering: .relaxed).newValue
         return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let already = lists.withLock { lists in
-                if includingLatest, let latest = lists.last, predicate(latest) { return true }
+                if let mark {
+                    if lists.dropFirst(mark).contains(where: predicate) { return true }
+                } else if let latest = lists.last, predicate(latest) {
+                    return true
+                }
                 waiters.withLock { $0.append(Waiter(id: id, predicate: predicate, continuation: continuation)) }
                 return false
             }

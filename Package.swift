@@ -142,7 +142,9 @@ let package = Package(
         ),
         .testTarget(
             name: "MotanRegistryTests",
-            dependencies: ["MotanRegistry", "MotanTransport", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "MotanRegistry", "MotanTransport", "MotanTestSupport", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "MotanTests",
@@ -161,7 +163,11 @@ let package = Package(
             dependencies: ["MotanHTTP", "MotanLoop"]
         ),
         // Drives the `motan` CLI as a child process in tests of several layers.
-        .target(name: "MotanTestSupport", path: "Tests/MotanTestSupport"),
+        .target(
+            name: "MotanTestSupport",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            path: "Tests/MotanTestSupport"
+        ),
         // The Consul-agent stand-in: a test fixture, shared by the Consul tests and the flip-latency tool.
         .target(
             name: "ConsulAgentStandIn",

@@ -1,3 +1,4 @@
+import MotanTestSupport
 import Testing
 
 @testable import MotanRegistry

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MotanLoop
+import MotanTestSupport
 import Testing
 
 @testable import MotanRegistry

@@ -3,6 +3,7 @@ import Motan
 import MotanHTTP
 import MotanLoop
 import MotanRegistry
+import MotanTestSupport
 import Prometheus
 import Testing
 

@@ -2,6 +2,7 @@ import Logging
 import MetricsTestKit
 import Motan
 import MotanRegistry
+import MotanTestSupport
 import MotanTransport
 
 enum TestService {

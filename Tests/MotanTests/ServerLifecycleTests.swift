@@ -2,6 +2,7 @@ import Foundation
 import Motan
 import MotanHTTP
 import MotanRegistry
+import MotanTestSupport
 import MotanTransport
 import ServiceLifecycle
 import Synchronization

@@ -2,7 +2,7 @@ import Logging
 import Synchronization
 
 /// Polls `condition` until it holds or `timeout` passes; every wait in this suite is bounded.
-func eventually(
+public func eventually(
     timeout: Duration = .seconds(5), poll: Duration = .milliseconds(5), _ condition: () async -> Bool
 ) async -> Bool {
     let deadline = ContinuousClock.now + timeout
@@ -14,29 +14,31 @@ func eventually(
 }
 
 /// A thread-safe box for values tests collect from callbacks.
-final class Box<Value: Sendable>: Sendable {
+public final class Box<Value: Sendable>: Sendable {
     private let storage: Mutex<Value>
-    init(_ value: Value) { storage = Mutex(value) }
-    var value: Value { storage.withLock { $0 } }
-    func mutate<R>(_ body: (inout Value) -> R) -> R { storage.withLock { body(&$0) } }
+    public init(_ value: Value) { storage = Mutex(value) }
+    public var value: Value { storage.withLock { $0 } }
+    public func mutate<R>(_ body: (inout Value) -> R) -> R { storage.withLock { body(&$0) } }
 }
 
 /// Collects the log lines of the loggers it makes, for tests that assert on warnings.
-final class LogCapture: Sendable {
-    struct Line: Sendable {
-        var level: Logger.Level
-        var message: String
+public final class LogCapture: Sendable {
+    public struct Line: Sendable {
+        public var level: Logger.Level
+        public var message: String
     }
 
-    let lines = Box<[Line]>([])
+    public let lines = Box<[Line]>([])
 
-    func logger(_ label: String = "test") -> Logger {
+    public init() {}
+
+    public func logger(_ label: String = "test") -> Logger {
         var logger = Logger(label: label) { _ in Handler(capture: self) }
         logger.logLevel = .trace
         return logger
     }
 
-    func messages(at level: Logger.Level) -> [String] {
+    public func messages(at level: Logger.Level) -> [String] {
         lines.value.filter { $0.level == level }.map(\.message)
     }
 

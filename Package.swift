@@ -182,7 +182,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "ConsulFlipLatency",
-            dependencies: ["MotanConsul", "ConsulAgentStandIn", "MotanRegistry", "MotanLoop"],
+            dependencies: ["MotanConsul", "ConsulAgentStandIn", "MotanRegistry", "MotanLoop", "MotanTestSupport"],
             path: "Tests/ConsulFlipLatency"
         ),
         .testTarget(
@@ -196,7 +196,7 @@ let package = Package(
         // Flip-to-notification latency through a real ZooKeeper (prints numbers, asserts nothing).
         .executableTarget(
             name: "ZooKeeperFlipLatency",
-            dependencies: ["MotanZooKeeper", "MotanRegistry", "MotanLoop"],
+            dependencies: ["MotanZooKeeper", "MotanRegistry", "MotanLoop", "MotanTestSupport"],
             path: "Tests/ZooKeeperFlipLatency"
         ),
         .testTarget(

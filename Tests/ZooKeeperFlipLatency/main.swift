@@ -10,8 +10,8 @@
 import Foundation
 import MotanLoop
 import MotanRegistry
+import MotanTestSupport
 import MotanZooKeeper
-import Synchronization
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let connectString = arguments.first else {
@@ -37,47 +37,16 @@ let url = MotanURL(
     protocol: "motan2", host: "127.0.0.1", port: 18_100, path: "com.example.Latency",
     parameters: ["group": "latency-\(getpid())", "nodeType": "service"])
 
-/// The size of each list a notification carried, and when it arrived.
-let heard = Mutex<[(count: Int, at: ContinuousClock.Instant)]>([])
-let clock = ContinuousClock()
-
+let log = NotificationLog()
 try await server.register(url)
-_ = try await client.subscribe(url) { urls in
-    let now = clock.now
-    heard.withLock { $0.append((urls.count, now)) }
-}
-
-func waitFor(count: Int, after seen: Int) async -> ContinuousClock.Instant {
-    while true {
-        let match = heard.withLock { list in list.dropFirst(seen).first { $0.count == count }?.at }
-        if let match { return match }
-        try? await Task.sleep(for: .microseconds(100))
-    }
-}
+_ = try await client.subscribe(url) { urls in log.record(count: urls.count) }
 
 let memoryBefore = residentMiB()
-var samples: [Double] = []
-for flip in 0..<flips {
-    if gap > 0 { try await Task.sleep(for: .milliseconds(gap)) }
-    let on = flip % 2 == 0
-    let seen = heard.withLock { $0.count }
-    let start = clock.now
+let samples = try await measureFlips(flips, gap: .milliseconds(gap), log: log) { on in
     if on { try await server.available(nil) } else { try await server.unavailable(nil) }
-    let arrived = await waitFor(count: on ? 1 : 0, after: seen)
-    let elapsed = arrived - start
-    samples.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
 }
 let memoryAfter = residentMiB()
-
-samples.sort()
-func percentile(_ sorted: [Double], _ p: Double) -> Double {
-    sorted[min(sorted.count - 1, max(0, Int((Double(sorted.count) * p).rounded(.up)) - 1))]
-}
-print(
-    String(
-        format:
-            "flip → subscriber notification over %d flips, %d ms apart: p50 %.3f ms, p99 %.3f ms, min %.3f ms, max %.3f ms",
-        samples.count, gap, percentile(samples, 0.5), percentile(samples, 0.99), samples.first!, samples.last!))
+print("flip → subscriber notification over \(samples.count) flips, \(gap) ms apart: \(latencySummary(samples))")
 print(
     String(
         format: "resident memory (two registries, two sessions): %.1f MiB before the flips, %.1f MiB after",

@@ -136,7 +136,7 @@ public struct MotanURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Java's `URLDecoder`: `+` is a space, `%XX` a UTF-8 byte; a malformed escape stays as written.
-    static func percentDecoded(_ text: Substring) -> String {
+    public static func percentDecoded(_ text: Substring) -> String {
         guard text.contains(where: { $0 == "%" || $0 == "+" }) else { return String(text) }
         var bytes: [UInt8] = []
         var utf8 = Array(text.utf8)[...]

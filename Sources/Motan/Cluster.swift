@@ -238,6 +238,16 @@ public final class Cluster: @unchecked Sendable {
 
     // MARK: registry updates (loop thread)
 
+    /// Why `server` cannot serve this cluster's calls, as Java's `canServe` decides, or nil: a
+    /// server speaks Motan2 (the only protocol here), is a service node, and offers the same
+    /// version. Group and serialization are not compared (a motan2 server serves any).
+    static func cannotServe(_ server: MotanURL, version: String) -> String? {
+        if server.protocol != "motan2" { return "protocol \(server.protocol) is not motan2" }
+        if let nodeType = server.nodeType, nodeType != "service" { return "node type \(nodeType) is not service" }
+        if server.version != version { return "version \(server.version) is not \(version)" }
+        return nil
+    }
+
     private func apply(_ servers: [MotanURL]) {
         guard !isClosed else { return }
         updates += 1
@@ -246,6 +256,10 @@ public final class Cluster: @unchecked Sendable {
         for url in servers {
             guard url.port > 0, url.port <= 65_535, !url.host.isEmpty else {
                 logger.warning("ignoring server \(url) for \(serviceURL.serviceKey): no usable host:port")
+                continue
+            }
+            if let reason = Self.cannotServe(url, version: serviceURL.version) {
+                logger.warning("ignoring server \(url) for \(serviceURL.serviceKey): \(reason)")
                 continue
             }
             let address = TCPAddress(host: url.host, port: url.port)

@@ -36,12 +36,14 @@ public final class DirectRegistry: Registry {
         try self.init(servers: address.hosts, loop: loop)
     }
 
-    /// The subscriber's URL once per listed server, with that server's host and port.
+    /// The subscriber's URL once per listed server, with that server's host and port, as a
+    /// service node (what a registry would list for a server).
     public func servers(for subscriber: MotanURL) -> [MotanURL] {
         servers.map { server in
             var url = subscriber
             url.host = server.host
             url.port = server.port
+            url[parameter: "nodeType"] = "service"
             return url
         }
     }

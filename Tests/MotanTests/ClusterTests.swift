@@ -295,4 +295,32 @@ struct ClusterTests {
         #expect(try await cluster.call(method: "echo", arguments: ["kept"]).text == "kept")
         await rig.shutdown()
     }
+
+    @Test func serversThatCannotServeAreIgnored() async throws {
+        let rig = try ClusterRig(servers: 1)
+        let cluster = try await rig.makeCluster()
+        // Another protocol, a referer node and another version on the same address: none of
+        // them may take calls, so the list counts as empty.
+        let port = rig.servers[0].port
+        var otherProtocol = TestService.url(port: port)
+        otherProtocol.protocol = "motan"
+        var referer = TestService.url(port: port + 1)
+        referer[parameter: "nodeType"] = "referer"
+        var otherVersion = TestService.url(port: port + 2)
+        otherVersion[parameter: "version"] = "2.0"
+        for url in [otherProtocol, referer, otherVersion] {
+            try await rig.registry.register(url)
+            try await rig.registry.available(url)
+        }
+        #expect(await eventually { await cluster.status().updates >= 2 })
+        #expect(await cluster.status().endpoints.isEmpty)
+        await #expect(throws: ClusterError.noProvider(service: TestService.path, group: TestService.group)) {
+            _ = try await cluster.call(method: "echo", arguments: ["x"])
+        }
+        // The real one is taken.
+        try await rig.publishAll()
+        #expect(await rig.waitForEndpoints(cluster, count: 1))
+        #expect(try await cluster.call(method: "echo", arguments: ["served"]).text == "served")
+        await rig.shutdown()
+    }
 }

@@ -8,7 +8,9 @@ public struct FrameView {
     public let body: UnsafeRawBufferPointer
     /// Stream offset of the frame's first byte.
     public let streamOffset: Int
-    let metaHasEmptyField: Bool
+    /// Found by the decoder's one pass over the meta block.
+    let metaShape: MetaBytes.Shape
+    var metaHasEmptyField: Bool { metaShape.hasEmptyField }
 
     @inlinable public var flags: MessageFlags { header.flags }
     @inlinable public var requestID: UInt64 { header.requestID }
@@ -23,6 +25,23 @@ public struct FrameView {
     ) throws(MotanCodecError) -> [SimpleValue] {
         try SimpleSerialization.decodeBody(
             body, gzipped: header.isGzipped, maxContentLength: maxContentLength, budget: budget, gzip: gzip)
+    }
+
+    /// The value of the last `M_p` pair, found without another scan of the meta.
+    public var serviceBytes: UnsafeRawBufferPointer? { routingValue(metaShape.service) }
+    /// The value of the last `M_m` pair, found without another scan of the meta.
+    public var methodBytes: UnsafeRawBufferPointer? { routingValue(metaShape.method) }
+    /// The value of the last `M_g` pair, found without another scan of the meta.
+    public var groupBytes: UnsafeRawBufferPointer? { routingValue(metaShape.group) }
+
+    public var service: String? { metaShape.service.map { MetaBytes.string(metaBytes, $0) } }
+    public var method: String? { metaShape.method.map { MetaBytes.string(metaBytes, $0) } }
+    public var group: String? { metaShape.group.map { MetaBytes.string(metaBytes, $0) } }
+
+    @inline(__always)
+    private func routingValue(_ range: Range<Int>?) -> UnsafeRawBufferPointer? {
+        guard let range else { return nil }
+        return UnsafeRawBufferPointer(start: metaBytes.baseAddress.map { $0 + range.lowerBound }, count: range.count)
     }
 
     /// The value bytes of the last pair with this key.

@@ -11,29 +11,56 @@
 enum MetaBytes {
     static let lf: UInt8 = 0x0A
 
+    /// What one pass over a meta block finds: its shape, and where the values the server
+    /// routes by (`M_p`, `M_m`, `M_g`; the last pair of each wins) lie. Ranges are relative to
+    /// the start of the block.
     struct Shape {
         /// Length once the one tolerated trailing LF is removed.
         var length: Int
         var fieldCount: Int
         var hasEmptyField: Bool
+        var service: Range<Int>? = nil
+        var method: Range<Int>? = nil
+        var group: Range<Int>? = nil
     }
 
+    /// One memchr-driven pass: field count, empty fields, and the routing values.
     static func shape(of bytes: UnsafeRawBufferPointer) -> Shape {
         var length = bytes.count
         if length > 0, bytes[length - 1] == lf { length -= 1 }
-        guard length > 0 else { return Shape(length: 0, fieldCount: 0, hasEmptyField: false) }
-        var fields = 1
-        var hasEmpty = bytes[0] == lf || bytes[length - 1] == lf
-        var previousWasLF = false
-        for i in 0..<length {
-            let isLF = bytes[i] == lf
-            if isLF {
-                fields += 1
-                if previousWasLF { hasEmpty = true }
-            }
-            previousWasLF = isLF
+        guard length > 0, let base = bytes.baseAddress else {
+            return Shape(length: 0, fieldCount: 0, hasEmptyField: false)
         }
-        return Shape(length: length, fieldCount: fields, hasEmptyField: hasEmpty)
+        var shape = Shape(length: length, fieldCount: 0, hasEmptyField: false)
+        var position = 0
+        var keyStart = 0
+        var keyLength = 0
+        while true {
+            let end: Int
+            if let hit = memchr(base + position, Int32(lf), length - position) {
+                end = base.distance(to: UnsafeRawPointer(hit))
+            } else {
+                end = length
+            }
+            if end == position { shape.hasEmptyField = true }
+            if shape.fieldCount & 1 == 0 {
+                keyStart = position
+                keyLength = end - position
+            } else if keyLength == 3 && base.load(fromByteOffset: keyStart, as: UInt8.self) == UInt8(ascii: "M")
+                && base.load(fromByteOffset: keyStart + 1, as: UInt8.self) == UInt8(ascii: "_")
+            {
+                switch base.load(fromByteOffset: keyStart + 2, as: UInt8.self) {
+                case UInt8(ascii: "p"): shape.service = position..<end
+                case UInt8(ascii: "m"): shape.method = position..<end
+                case UInt8(ascii: "g"): shape.group = position..<end
+                default: break
+                }
+            }
+            shape.fieldCount += 1
+            if end >= length { break }
+            position = end + 1
+        }
+        return shape
     }
 
     /// Calls `body` with the key and value ranges of every pair in order; stops when it returns

@@ -15,7 +15,7 @@ struct RequestDispatcher: FrameHandler {
             connection.server.logger.debug("dropping a response frame sent to the server")
             return .proceed
         }
-        connection.server.counters.requests.add(1, ordering: .relaxed)
+        connection.uncountedRequests += 1
         let isOneway = frame.flags.contains(.oneway)
         let startedAt = connection.loop.now
         guard connection.server.isAccepting else {
@@ -40,10 +40,8 @@ struct RequestDispatcher: FrameHandler {
                     errtype: MotanErrorInfo.serviceType))
             return .proceed
         }
-        guard let service = frame.metaValue(forKey: MetaKey.service),
-            let serviceIndex = registry.service(named: service)
-        else {
-            let path = frame.metaString(forKey: MetaKey.service) ?? ""
+        guard let service = frame.serviceBytes, let serviceIndex = registry.service(named: service) else {
+            let path = frame.service ?? ""
             reject(
                 frame, isOneway, connection,
                 MotanErrorInfo(
@@ -51,10 +49,9 @@ struct RequestDispatcher: FrameHandler {
                     errtype: MotanErrorInfo.serviceType))
             return .proceed
         }
-        guard let method = frame.metaValue(forKey: MetaKey.method),
-            let handler = registry.handler(service: serviceIndex, method: method)
+        guard let method = frame.methodBytes, let handler = registry.handler(service: serviceIndex, method: method)
         else {
-            let name = frame.metaString(forKey: MetaKey.method) ?? ""
+            let name = frame.method ?? ""
             reject(
                 frame, isOneway, connection,
                 MotanErrorInfo(
@@ -63,7 +60,7 @@ struct RequestDispatcher: FrameHandler {
             return .proceed
         }
         if !frame.body.isEmpty && frame.header.serialization != SerializationID.simple {
-            let name = frame.metaString(forKey: MetaKey.method) ?? ""
+            let name = frame.method ?? ""
             // As motan-go: no M_pt, because no handler produced this answer.
             reject(
                 frame, isOneway, connection,
@@ -74,7 +71,6 @@ struct RequestDispatcher: FrameHandler {
             return .proceed
         }
 
-        let ticket = AnswerTicket(requestID: frame.requestID, startedAt: startedAt, isOneway: isOneway)
         switch handler {
         case .onLoop(let body):
             let arguments: [SimpleValue]
@@ -85,13 +81,15 @@ struct RequestDispatcher: FrameHandler {
                 reject(frame, isOneway, connection, ArgumentDecoding.failure(error))
                 return .proceed
             }
-            connection.requestStarted()
+            let ticket = connection.beginCall(requestID: frame.requestID, startedAt: startedAt, isOneway: isOneway)
             body(ServerRequest(frame: frame, arguments: arguments), Responder(connection: connection, ticket: ticket))
+            connection.endCall()
         case .raw(let body):
-            connection.requestStarted()
+            let ticket = connection.beginCall(requestID: frame.requestID, startedAt: startedAt, isOneway: isOneway)
             body(RawServerRequest(frame: frame), Responder(connection: connection, ticket: ticket))
+            connection.endCall()
         case .async(let body):
-            dispatchAsync(frame, body, ticket, connection)
+            dispatchAsync(frame, body, startedAt, isOneway, connection)
         }
         return .proceed
     }
@@ -100,7 +98,7 @@ struct RequestDispatcher: FrameHandler {
     /// copied as they are and decoded in the task, so that no request can make the loop
     /// inflate and decode megabytes while other connections wait.
     private func dispatchAsync(
-        _ frame: FrameView, _ body: @escaping AsyncHandler, _ ticket: AnswerTicket,
+        _ frame: FrameView, _ body: @escaping AsyncHandler, _ startedAt: UInt64, _ isOneway: Bool,
         _ connection: ServerConnection
     ) {
         let decodeNow = !frame.header.isGzipped && frame.body.count <= inlineDecodeLimit
@@ -110,7 +108,7 @@ struct RequestDispatcher: FrameHandler {
                 decoded = try ArgumentDecoding.decode(
                     frame.body, isGzipped: false, maxContentLength: maxContentLength)
             } catch {
-                reject(frame, ticket.isOneway, connection, ArgumentDecoding.failure(error))
+                reject(frame, isOneway, connection, ArgumentDecoding.failure(error))
                 return
             }
         }
@@ -118,8 +116,9 @@ struct RequestDispatcher: FrameHandler {
         let isGzipped = frame.header.isGzipped
         let limit = maxContentLength
         if !decodeNow { connection.server.counters.deferredDecodes.add(1, ordering: .relaxed) }
-        connection.requestStarted()
+        let ticket = connection.beginCall(requestID: frame.requestID, startedAt: startedAt, isOneway: isOneway)
         let responder = Responder(connection: connection, ticket: ticket).detach()
+        connection.endCall()
         let preDecoded = decoded
         Task {
             let arguments: [SimpleValue]
@@ -159,9 +158,7 @@ struct RequestDispatcher: FrameHandler {
         processTime: Int? = 0
     ) {
         guard !isOneway else { return }
-        FrameEncoder.encodeErrorResponse(
-            requestID: frame.requestID, error: error, processTime: processTime,
-            into: &connection.output)
+        connection.writeErrorResponse(requestID: frame.requestID, error: error, processTime: processTime)
     }
 }
 

@@ -11,12 +11,27 @@ import MotanLoop
 final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     let connection: TCPConnection
     let server: ServerShared
-    private let handler: any FrameHandler
+    private let handler: ServerFrameChain
     private var decoder: FrameDecoder
-    /// Responses of the current batch, encoded back to back; reused for the connection's life.
-    var output: [UInt8] = []
+    /// The pooled chunk the current batch of responses is encoded into; handed to the
+    /// connection (no copy) when the batch is written or the chunk is full.
+    private var out: LoopBuffer?
+    /// For encoders that append to an array (custom heartbeat factories, `writingBody`, error
+    /// responses); reused, so those answers do not allocate either.
+    private var scratch: [UInt8] = []
     /// Requests handed to a handler and not answered yet.
     private(set) var inFlight = 0
+    /// Requests dispatched in this read, added to the shared counter once per read.
+    var uncountedRequests = 0
+    /// The request whose handler is running, and whether it has been answered: an answer given
+    /// inside the call needs no bookkeeping beyond this.
+    private var currentCall: UInt64 = 0
+    private var currentCallAnswered = false
+    private var nextCall: UInt64 = 1
+    /// Requests whose handler returned unanswered (held or detached responders, async
+    /// handlers). While there are any, the connection keeps itself alive, because responders
+    /// refer to it unretained.
+    private var escaped = 0
     private var inProcessing = false
     /// Reading stopped because the peer does not take our answers.
     private var readPaused = false
@@ -27,46 +42,50 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// A peer that never takes its last answers does not hold the connection open forever.
     private var closeDeadline: LoopTimer?
 
-    /// Once the batch holds this much, it goes to the socket mid-read so the buffer stays small.
-    private static let batchLimit = 64 * 1024
+    /// The largest scratch buffer kept between answers.
+    private static let retainedScratchCapacity = 64 * 1024
 
     var loop: UVEventLoop { connection.loop }
 
-    init(connection: TCPConnection, server: ServerShared, handler: any FrameHandler) {
+    init(connection: TCPConnection, server: ServerShared, handler: ServerFrameChain) {
         self.connection = connection
         self.server = server
         self.handler = handler
         decoder = FrameDecoder(maxContentLength: server.maxContentLength)
         connection.highWatermark = server.writeHighWatermark
         connection.lowWatermark = server.writeLowWatermark
-        output.reserveCapacity(Self.batchLimit)
     }
 
     func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
         server.counters.reads.add(1, ordering: .relaxed)
-        decoder.feed(bytes)
-        processFrames()
+        processFrames(bytes)
     }
 
-    /// Takes frames out of the decoder until it needs more bytes or the peer stops draining
-    /// our answers, then writes the batch with one flush.
-    private func processFrames() {
+    /// Decodes the frames of `bytes` (where they lie in the read buffer), after any the decoder
+    /// still holds, until it needs more bytes or the peer stops draining our answers; then
+    /// writes the batch with one flush.
+    private func processFrames(_ bytes: UnsafeRawBufferPointer) {
         inProcessing = true
-        defer { inProcessing = false }
-        while connection.state == .open && !readPaused {
-            let disposition: FrameDisposition?
-            do {
-                disposition = try decoder.withNext { frame in handler.handle(frame, on: self) }
-            } catch {
-                closeMalformed(error.description)
-                return
+        var closeReason: String?
+        do {
+            try decoder.decode(bytes) { frame in
+                if case .close(let reason) = handler.handle(frame, on: self) {
+                    closeReason = reason
+                    return false
+                }
+                return !readPaused && connection.state == .open
             }
-            guard let disposition else { break }
-            if case .close(let reason) = disposition {
-                closeMalformed(reason)
-                return
-            }
-            if output.count >= Self.batchLimit { writeOutput() }
+        } catch {
+            closeReason = error.description
+        }
+        inProcessing = false
+        if uncountedRequests > 0 {
+            server.counters.requests.add(uncountedRequests, ordering: .relaxed)
+            uncountedRequests = 0
+        }
+        if let closeReason {
+            closeMalformed(closeReason)
+            return
         }
         writeOutput()
         flush()
@@ -82,7 +101,7 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
             guard readPaused else { return }
             readPaused = false
             // Frames left in the decoder when we paused come first.
-            processFrames()
+            processFrames(UnsafeRawBufferPointer(start: nil, count: 0))
             if !readPaused && !peerFinished { connection.startReading() }
         }
     }
@@ -114,37 +133,71 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         peerFinishedDeadline = nil
         closeDeadline?.cancel()
         closeDeadline = nil
+        out = nil
         server.connectionClosed(self)
         server.logger.trace("connection from \(peer) closed: \(reason)")
     }
 
     // MARK: answers
 
-    /// Counts a request handed to a handler; its answer (or drop) ends it.
-    func requestStarted() {
+    /// Starts a request's handler call; the ticket it returns identifies the answer.
+    func beginCall(requestID: UInt64, startedAt: UInt64, isOneway: Bool) -> AnswerTicket {
         inFlight += 1
-        server.counters.inFlight.add(1, ordering: .relaxed)
+        let call = nextCall
+        nextCall &+= 1
+        currentCall = call
+        currentCallAnswered = false
+        return AnswerTicket(requestID: requestID, startedAt: startedAt, isOneway: isOneway, call: call)
     }
 
-    func answer(
-        _ ticket: AnswerTicket, gzipped: Bool = false, writingBody writeBody: (inout [UInt8]) -> Void
-    ) {
+    /// The handler returned: an unanswered request now has a responder out there, which refers
+    /// to this connection unretained, so the connection holds itself until it is answered.
+    func endCall() {
+        currentCall = 0
+        guard !currentCallAnswered else { return }
+        escaped += 1
+        server.counters.inFlight.add(1, ordering: .relaxed)
+        if escaped == 1 { _ = Unmanaged.passUnretained(self).retain() }
+    }
+
+    /// Answers with a body that is already in its wire form (`gzipped`: gzip data).
+    func answer(_ ticket: AnswerTicket, body: UnsafeRawBufferPointer, gzipped: Bool) {
         if !ticket.isOneway {
-            let headerAt = output.count
-            FrameEncoder.encodeResponse(
-                requestID: ticket.requestID, processTime: processTime(ticket), into: &output,
-                writeBody: writeBody)
-            if gzipped { output[headerAt + 2] |= MessageFlags.gzip.rawValue }
+            let processTime = processTime(ticket)
+            let total = FrameEncoder.responseOverhead(processTime: processTime) + body.count
+            let chunk = reserve(total)
+            let start = chunk.base + chunk.writerIndex
+            let head = FrameEncoder.writeResponseHead(
+                requestID: ticket.requestID, processTime: processTime, bodyCount: body.count, gzipped: gzipped,
+                to: start)
+            if let source = body.baseAddress, body.count > 0 {
+                (start + head).copyMemory(from: source, byteCount: body.count)
+            }
+            chunk.moveWriterIndex(forwardBy: total)
         }
-        requestFinished()
+        requestFinished(ticket)
+    }
+
+    func answer(_ ticket: AnswerTicket, writingBody writeBody: (inout [UInt8]) -> Void) {
+        if !ticket.isOneway {
+            let processTime = processTime(ticket)
+            appendEncoded {
+                FrameEncoder.encodeResponse(
+                    requestID: ticket.requestID, processTime: processTime, into: &$0, writeBody: writeBody)
+            }
+        }
+        requestFinished(ticket)
     }
 
     func answer(_ ticket: AnswerTicket, error: MotanErrorInfo) {
         if !ticket.isOneway {
-            FrameEncoder.encodeErrorResponse(
-                requestID: ticket.requestID, error: error, processTime: processTime(ticket), into: &output)
+            let processTime = processTime(ticket)
+            appendEncoded {
+                FrameEncoder.encodeErrorResponse(
+                    requestID: ticket.requestID, error: error, processTime: processTime, into: &$0)
+            }
         }
-        requestFinished()
+        requestFinished(ticket)
     }
 
     /// A responder went away unanswered: answer for it, so the caller is not left waiting and
@@ -174,12 +227,67 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         }
     }
 
+    // MARK: writing responses
+
+    /// The heartbeat answer, straight into the batch.
+    func writeHeartbeatResponse(requestID: UInt64) {
+        let chunk = reserve(FrameEncoder.heartbeatResponseSize)
+        FrameEncoder.writeHeartbeatResponse(requestID: requestID, to: chunk.base + chunk.writerIndex)
+        chunk.moveWriterIndex(forwardBy: FrameEncoder.heartbeatResponseSize)
+    }
+
+    /// An error response for a request no handler saw.
+    func writeErrorResponse(requestID: UInt64, error: MotanErrorInfo, processTime: Int?) {
+        appendEncoded {
+            FrameEncoder.encodeErrorResponse(requestID: requestID, error: error, processTime: processTime, into: &$0)
+        }
+    }
+
+    /// Runs an array encoder on the reused scratch buffer and adds what it wrote to the batch.
+    func appendEncoded(_ encode: (inout [UInt8]) -> Void) {
+        var bytes: [UInt8] = []
+        swap(&bytes, &scratch)
+        bytes.removeAll(keepingCapacity: true)
+        encode(&bytes)
+        bytes.withUnsafeBytes { encoded in
+            guard let source = encoded.baseAddress, encoded.count > 0 else { return }
+            let chunk = reserve(encoded.count)
+            (chunk.base + chunk.writerIndex).copyMemory(from: source, byteCount: encoded.count)
+            chunk.moveWriterIndex(forwardBy: encoded.count)
+        }
+        if bytes.capacity <= Self.retainedScratchCapacity { swap(&bytes, &scratch) }
+    }
+
+    /// The batch chunk with room for `count` more bytes: a full one goes to the connection
+    /// (queued, not yet flushed) and a fresh one comes from the loop's pool.
+    @inline(__always)
+    private func reserve(_ count: Int) -> LoopBuffer {
+        if let chunk = out, chunk.writableBytes >= count { return chunk }
+        return reserveChunk(count)
+    }
+
+    private func reserveChunk(_ count: Int) -> LoopBuffer {
+        if let chunk = out {
+            if chunk.readableBytes > 0 {
+                writeOutput()
+            } else {
+                out = nil
+                loop.recycleWriteBuffer(chunk)
+            }
+        }
+        if let chunk = out, chunk.writableBytes >= count { return chunk }
+        let chunk = loop.takeWriteBuffer(minimumCapacity: count)
+        out = chunk
+        return chunk
+    }
+
     private func processTime(_ ticket: AnswerTicket) -> Int { Int(loop.now &- ticket.startedAt) }
 
     /// Answers outside frame processing go out at once; inside it they join the batch.
-    private func requestFinished() {
+    private func requestFinished(_ ticket: AnswerTicket) {
         inFlight -= 1
-        server.counters.inFlight.subtract(1, ordering: .relaxed)
+        let wasEscaped = ticket.call != currentCall
+        if !wasEscaped { currentCallAnswered = true }
         if !inProcessing {
             writeOutput()
             flush()
@@ -187,15 +295,24 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         if peerFinished && inFlight == 0 && connection.state == .open {
             closeAfterWrites(.remoteClosed)
         }
+        if wasEscaped {
+            server.counters.inFlight.subtract(1, ordering: .relaxed)
+            escaped -= 1
+            // Last: this may free the connection once it is closed.
+            if escaped == 0 { Unmanaged.passUnretained(self).release() }
+        }
     }
 
     private func writeOutput() {
-        guard !output.isEmpty else { return }
+        guard let chunk = out, chunk.readableBytes > 0 else { return }
         if connection.state == .open && !connection.isWriteShutDown {
+            out = nil
             server.counters.writes.add(1, ordering: .relaxed)
-            output.withUnsafeBytes { connection.write($0) }
+            connection.write(buffer: chunk)
+        } else {
+            // Nothing more goes out on this connection; the chunk is kept for nothing.
+            chunk.clear()
         }
-        output.removeAll(keepingCapacity: true)
     }
 
     private func flush() {

@@ -19,9 +19,9 @@ public struct ServerRequest: ~Copyable {
 
     public var requestID: UInt64 { frame.requestID }
     public var flags: MessageFlags { frame.flags }
-    public var service: String { frame.metaString(forKey: MetaKey.service) ?? "" }
-    public var method: String { frame.metaString(forKey: MetaKey.method) ?? "" }
-    public var group: String? { frame.metaString(forKey: MetaKey.group) }
+    public var service: String { frame.service ?? "" }
+    public var method: String { frame.method ?? "" }
+    public var group: String? { frame.group }
 
     public func meta(_ key: String) -> String? { frame.metaString(forKey: key) }
 
@@ -47,9 +47,9 @@ public struct RawServerRequest: ~Copyable {
 
     public var requestID: UInt64 { frame.requestID }
     public var flags: MessageFlags { frame.flags }
-    public var service: String { frame.metaString(forKey: MetaKey.service) ?? "" }
-    public var method: String { frame.metaString(forKey: MetaKey.method) ?? "" }
-    public var group: String? { frame.metaString(forKey: MetaKey.group) }
+    public var service: String { frame.service ?? "" }
+    public var method: String { frame.method ?? "" }
+    public var group: String? { frame.group }
 
     public func meta(_ key: String) -> String? { frame.metaString(forKey: key) }
 

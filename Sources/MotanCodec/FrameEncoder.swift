@@ -139,6 +139,43 @@ public enum FrameEncoder {
         appendUInt32(0, into: &output)
     }
 
+    /// The same exception response, with `errmsg` = `prefix` + `middle` + `suffix` written
+    /// straight into the output, so that no String is built for it: `middle` is wire bytes,
+    /// e.g. a service name. Bytes that are not ASCII are decoded as UTF-8 with replacement,
+    /// exactly as a String made from them would be.
+    public static func encodeErrorResponse(
+        requestID: UInt64, errcode: Int, errtype: Int, messagePrefix: StaticString,
+        messageMiddle middle: UnsafeRawBufferPointer, messageSuffix: StaticString, processTime: Int? = 0,
+        into output: inout [UInt8]
+    ) {
+        appendHeader(FrameHeader(flags: .response, status: 1, requestID: requestID), into: &output)
+        let metaAt = reserveSize(&output)
+        var first = true
+        if let processTime { appendProcessTime(processTime, first: &first, into: &output) }
+        appendSeparator(first: &first, into: &output)
+        output.append(contentsOf: MetaKey.exception.utf8)
+        output.append(MetaBytes.lf)
+        output.append(contentsOf: #"{"errcode":"#.utf8)
+        appendDecimal(errcode, into: &output)
+        output.append(contentsOf: #","errmsg":""#.utf8)
+        appendEscaped(messagePrefix, into: &output)
+        if middle.allSatisfy({ $0 < 0x80 }) {
+            JSONText.appendEscaped(bytes: middle, into: &output)
+        } else {
+            JSONText.appendEscaped(String(decoding: middle, as: UTF8.self), into: &output)
+        }
+        appendEscaped(messageSuffix, into: &output)
+        output.append(contentsOf: #"","errtype":"#.utf8)
+        appendDecimal(errtype, into: &output)
+        output.append(UInt8(ascii: "}"))
+        patchSize(at: metaAt, in: &output)
+        appendUInt32(0, into: &output)
+    }
+
+    private static func appendEscaped(_ text: StaticString, into output: inout [UInt8]) {
+        text.withUTF8Buffer { JSONText.appendEscaped(bytes: $0, into: &output) }
+    }
+
     // MARK: Pieces
 
     private static func appendEmptyFrame(

@@ -8,6 +8,16 @@ struct RequestDispatcher: FrameHandler {
     let maxContentLength: Int
     /// Async requests with plain bodies up to this size are decoded on the loop.
     let inlineDecodeLimit: Int
+    /// `maxInFlight` in decimal, for the "rejected" answer.
+    private let maxInFlightText: [UInt8]
+
+    init(registry: ServiceRegistry, maxInFlight: Int, maxContentLength: Int, inlineDecodeLimit: Int) {
+        self.registry = registry
+        self.maxInFlight = maxInFlight
+        self.maxContentLength = maxContentLength
+        self.inlineDecodeLimit = inlineDecodeLimit
+        maxInFlightText = Array(String(maxInFlight).utf8)
+    }
 
     func handle(_ frame: FrameView, on connection: ServerConnection) -> FrameDisposition {
         if frame.isResponse {
@@ -32,42 +42,38 @@ struct RequestDispatcher: FrameHandler {
         }
         guard connection.inFlight < maxInFlight else {
             connection.server.counters.rejected.add(1, ordering: .relaxed)
-            reject(
-                frame, isOneway, connection,
-                MotanErrorInfo(
-                    errcode: ServerErrorCode.rejected,
-                    errmsg: "request rejected: \(maxInFlight) requests already in flight on this connection",
-                    errtype: MotanErrorInfo.serviceType))
+            guard !isOneway else { return .proceed }
+            maxInFlightText.withUnsafeBytes {
+                connection.writeErrorResponse(
+                    requestID: frame.requestID, errcode: ServerErrorCode.rejected, prefix: "request rejected: ",
+                    middle: $0, suffix: " requests already in flight on this connection", processTime: 0)
+            }
             return .proceed
         }
+        // Routing errors are written from the wire bytes: no String is made for them either.
         guard let service = frame.serviceBytes, let serviceIndex = registry.service(named: service) else {
-            let path = frame.service ?? ""
-            reject(
-                frame, isOneway, connection,
-                MotanErrorInfo(
-                    errcode: ServerErrorCode.providerNotExist, errmsg: "provider not exist serviceKey=\(path)",
-                    errtype: MotanErrorInfo.serviceType))
+            guard !isOneway else { return .proceed }
+            connection.writeErrorResponse(
+                requestID: frame.requestID, errcode: ServerErrorCode.providerNotExist,
+                prefix: "provider not exist serviceKey=", middle: frame.serviceBytes ?? Self.empty, suffix: "",
+                processTime: 0)
             return .proceed
         }
         guard let method = frame.methodBytes, let handler = registry.handler(service: serviceIndex, method: method)
         else {
-            let name = frame.method ?? ""
-            reject(
-                frame, isOneway, connection,
-                MotanErrorInfo(
-                    errcode: ServerErrorCode.internalError, errmsg: "method \(name) is not found in provider.",
-                    errtype: MotanErrorInfo.serviceType))
+            guard !isOneway else { return .proceed }
+            connection.writeErrorResponse(
+                requestID: frame.requestID, errcode: ServerErrorCode.internalError, prefix: "method ",
+                middle: frame.methodBytes ?? Self.empty, suffix: " is not found in provider.", processTime: 0)
             return .proceed
         }
         if !frame.body.isEmpty && frame.header.serialization != SerializationID.simple {
-            let name = frame.method ?? ""
+            guard !isOneway else { return .proceed }
             // As motan-go: no M_pt, because no handler produced this answer.
-            reject(
-                frame, isOneway, connection,
-                MotanErrorInfo(
-                    errcode: ServerErrorCode.internalError,
-                    errmsg: "deserialize fail. err:message serialize not found method:\(name)",
-                    errtype: MotanErrorInfo.serviceType), processTime: nil)
+            connection.writeErrorResponse(
+                requestID: frame.requestID, errcode: ServerErrorCode.internalError,
+                prefix: "deserialize fail. err:message serialize not found method:", middle: method, suffix: "",
+                processTime: nil)
             return .proceed
         }
 
@@ -152,6 +158,8 @@ struct RequestDispatcher: FrameHandler {
             responder.complete(with: result)
         }
     }
+
+    private static var empty: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
 
     private func reject(
         _ frame: FrameView, _ isOneway: Bool, _ connection: ServerConnection, _ error: MotanErrorInfo,

@@ -39,7 +39,9 @@ public struct Responder: ~Copyable {
     /// passed through).
     public consuming func respond(serializedValue: UnsafeRawBufferPointer) {
         let (connection, ticket) = take()
-        connection._withUnsafeGuaranteedRef { $0.answer(ticket, body: serializedValue, gzipped: false) }
+        connection._withUnsafeGuaranteedRef {
+            $0.answer(ticket, body: serializedValue, gzipped: false, mayCompress: true)
+        }
     }
 
     /// Answers with the request's body as it came (gzip flag included): the zero-copy echo of
@@ -134,7 +136,7 @@ public final class PendingResponse: Sendable {
     public func respond(serializedValue: UnsafeRawBufferPointer) {
         connection.loop.preconditionInEventLoop()
         guard claim() else { return }
-        connection.answer(ticket, body: serializedValue, gzipped: false)
+        connection.answer(ticket, body: serializedValue, gzipped: false, mayCompress: true)
     }
 
     private func claim() -> Bool {

@@ -19,6 +19,9 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// For encoders that append to an array (custom heartbeat factories, `writingBody`, error
     /// responses); reused, so those answers do not allocate either.
     private var scratch: [UInt8] = []
+    /// The loop's zlib streams, looked up on the first response worth compressing.
+    private var gzip: GzipContext?
+    private var compressed: [UInt8] = []
     /// Requests handed to a handler and not answered yet.
     private(set) var inFlight = 0
     /// Requests dispatched in this read, added to the shared counter once per read.
@@ -160,33 +163,68 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         if escaped == 1 { _ = Unmanaged.passUnretained(self).retain() }
     }
 
-    /// Answers with a body that is already in its wire form (`gzipped`: gzip data).
-    func answer(_ ticket: AnswerTicket, body: UnsafeRawBufferPointer, gzipped: Bool) {
+    /// Answers with a body that is already in its wire form (`gzipped`: gzip data). A body
+    /// the handler produced (`mayCompress`) is compressed when the server is configured so.
+    func answer(_ ticket: AnswerTicket, body: UnsafeRawBufferPointer, gzipped: Bool, mayCompress: Bool = false) {
         if !ticket.isOneway {
-            let processTime = processTime(ticket)
-            let total = FrameEncoder.responseOverhead(processTime: processTime) + body.count
-            let chunk = reserve(total)
-            let start = chunk.base + chunk.writerIndex
-            let head = FrameEncoder.writeResponseHead(
-                requestID: ticket.requestID, processTime: processTime, bodyCount: body.count, gzipped: gzipped,
-                to: start)
-            if let source = body.baseAddress, body.count > 0 {
-                (start + head).copyMemory(from: source, byteCount: body.count)
-            }
-            chunk.moveWriterIndex(forwardBy: total)
+            writeResponse(ticket, body: body, gzipped: gzipped, mayCompress: mayCompress)
         }
         requestFinished(ticket)
     }
 
     func answer(_ ticket: AnswerTicket, writingBody writeBody: (inout [UInt8]) -> Void) {
         if !ticket.isOneway {
-            let processTime = processTime(ticket)
-            appendEncoded {
-                FrameEncoder.encodeResponse(
-                    requestID: ticket.requestID, processTime: processTime, into: &$0, writeBody: writeBody)
-            }
+            var bytes: [UInt8] = []
+            swap(&bytes, &scratch)
+            bytes.removeAll(keepingCapacity: true)
+            writeBody(&bytes)
+            bytes.withUnsafeBytes { writeResponse(ticket, body: $0, gzipped: false, mayCompress: true) }
+            if bytes.capacity <= Self.retainedScratchCapacity { swap(&bytes, &scratch) }
         }
         requestFinished(ticket)
+    }
+
+    private func writeResponse(
+        _ ticket: AnswerTicket, body: UnsafeRawBufferPointer, gzipped: Bool, mayCompress: Bool
+    ) {
+        let threshold = server.gzipResponsesAbove
+        if mayCompress && !gzipped && threshold > 0 && body.count > threshold && writeCompressed(ticket, body) {
+            return
+        }
+        let processTime = processTime(ticket)
+        let total = FrameEncoder.responseOverhead(processTime: processTime) + body.count
+        let chunk = reserve(total)
+        let start = chunk.base + chunk.writerIndex
+        let head = FrameEncoder.writeResponseHead(
+            requestID: ticket.requestID, processTime: processTime, bodyCount: body.count, gzipped: gzipped,
+            to: start)
+        if let source = body.baseAddress, body.count > 0 {
+            (start + head).copyMemory(from: source, byteCount: body.count)
+        }
+        chunk.moveWriterIndex(forwardBy: total)
+    }
+
+    /// Compresses through the loop's reused zlib streams; false (the body then goes out plain,
+    /// as Java does) if compression fails.
+    private func writeCompressed(_ ticket: AnswerTicket, _ body: UnsafeRawBufferPointer) -> Bool {
+        var output: [UInt8] = []
+        swap(&output, &compressed)
+        output.removeAll(keepingCapacity: true)
+        defer { if output.capacity <= Self.retainedScratchCapacity { swap(&output, &compressed) } }
+        do {
+            try gzipContext().compress(body, into: &output)
+        } catch {
+            return false
+        }
+        output.withUnsafeBytes { writeResponse(ticket, body: $0, gzipped: true, mayCompress: false) }
+        return true
+    }
+
+    private func gzipContext() -> GzipContext {
+        if let gzip { return gzip }
+        let context = loop.local(LoopGzip.self) { LoopGzip() }.context
+        gzip = context
+        return context
     }
 
     func answer(_ ticket: AnswerTicket, error: MotanErrorInfo) {
@@ -240,6 +278,18 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     func writeErrorResponse(requestID: UInt64, error: MotanErrorInfo, processTime: Int?) {
         appendEncoded {
             FrameEncoder.encodeErrorResponse(requestID: requestID, error: error, processTime: processTime, into: &$0)
+        }
+    }
+
+    /// An error response whose errmsg is `prefix` + `middle` (wire bytes) + `suffix`, errtype 1.
+    func writeErrorResponse(
+        requestID: UInt64, errcode: Int, prefix: StaticString, middle: UnsafeRawBufferPointer,
+        suffix: StaticString, processTime: Int?
+    ) {
+        appendEncoded {
+            FrameEncoder.encodeErrorResponse(
+                requestID: requestID, errcode: errcode, errtype: MotanErrorInfo.serviceType, messagePrefix: prefix,
+                messageMiddle: middle, messageSuffix: suffix, processTime: processTime, into: &$0)
         }
     }
 
@@ -345,4 +395,11 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     }
 
     private var peer: String { connection.remoteAddress?.description ?? "?" }
+}
+
+/// One set of zlib streams per loop for compressing responses: deflate state is about 256 KiB,
+/// too much to keep per connection. Used only on its loop.
+final class LoopGzip: LoopLocal, @unchecked Sendable {
+    let context = GzipContext()
+    func loopDidFinish() {}
 }

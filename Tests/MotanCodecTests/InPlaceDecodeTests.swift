@@ -200,4 +200,35 @@ func decodePiece(
         #expect(count == expected.count)
         #expect(written == expected)
     }
+
+    @Test(arguments: ["com.weibo.NoSuchService", "", "quote\"back\\slash\ttab", "naïve ✓"])
+    func errorFromPiecesMatchesTheStringEncoder(name: String) {
+        for processTime in [0, nil] as [Int?] {
+            var expected: [UInt8] = []
+            FrameEncoder.encodeErrorResponse(
+                requestID: 9, error: MotanErrorInfo(errcode: 500, errmsg: "method \(name) is not found.", errtype: 1),
+                processTime: processTime, into: &expected)
+            var written: [UInt8] = []
+            Array(name.utf8).withUnsafeBytes {
+                FrameEncoder.encodeErrorResponse(
+                    requestID: 9, errcode: 500, errtype: 1, messagePrefix: "method ", messageMiddle: $0,
+                    messageSuffix: " is not found.", processTime: processTime, into: &written)
+            }
+            #expect(written == expected, "\(name)")
+        }
+        // Bytes that are not UTF-8 come out as a String made from them would.
+        let invalid: [UInt8] = [0x61, 0xFF, 0x62]
+        var expected: [UInt8] = []
+        FrameEncoder.encodeErrorResponse(
+            requestID: 9,
+            error: MotanErrorInfo(errcode: 404, errmsg: "x=" + String(decoding: invalid, as: UTF8.self), errtype: 1),
+            into: &expected)
+        var written: [UInt8] = []
+        invalid.withUnsafeBytes {
+            FrameEncoder.encodeErrorResponse(
+                requestID: 9, errcode: 404, errtype: 1, messagePrefix: "x=", messageMiddle: $0, messageSuffix: "",
+                into: &written)
+        }
+        #expect(written == expected)
+    }
 }

@@ -309,7 +309,7 @@ extension FrameEncoder {
     /// Bytes of a normal response's header, size fields and `M_pt` meta: all of it but the body.
     public static func responseOverhead(processTime: Int) -> Int {
         // header, meta size, "M_pt" LF digits, body size
-        FrameHeader.size + 4 + MetaKey.processTime.utf8.count + 1 + decimalCount(processTime) + 4
+        FrameHeader.size + 4 + 4 + 1 + decimalCount(processTime) + 4
     }
 
     /// Writes a normal response's header, `M_pt` meta and body size field, for a body of

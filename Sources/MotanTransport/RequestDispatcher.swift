@@ -25,9 +25,9 @@ struct RequestDispatcher: FrameHandler {
             connection.server.logger.debug("dropping a response frame sent to the server")
             return .proceed
         }
-        connection.uncountedRequests += 1
+        connection.countRequest()
         let isOneway = frame.flags.contains(.oneway)
-        let startedAt = connection.loop.now
+        let startedAt = connection.now
         guard connection.server.isAccepting else {
             // Draining: what is in flight finishes, nothing new starts, and the client learns at
             // once that it may send this request elsewhere.

@@ -77,7 +77,7 @@ public struct Responder: ~Copyable {
         let connection = self.connection
         let ticket = self.ticket
         discard self
-        connection._withUnsafeGuaranteedRef { $0.loop.preconditionInEventLoop() }
+        connection._withUnsafeGuaranteedRef { $0.preconditionOnLoop() }
         return (connection, ticket)
     }
 

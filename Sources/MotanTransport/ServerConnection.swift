@@ -13,31 +13,55 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     let server: ServerShared
     private let handler: ServerFrameChain
     private var decoder: FrameDecoder
-    /// The pooled chunk the current batch of responses is encoded into; handed to the
-    /// connection (no copy) when the batch is written or the chunk is full.
+    /// The pooled chunk the current batch of responses is encoded into (at `hot.cursor`);
+    /// handed to the connection (no copy) when the batch is written or the chunk is full.
     private var out: LoopBuffer?
+    /// What every request touches, behind a pointer of this connection's own, used only on its
+    /// loop: so these accesses need none of the dynamic exclusivity checks (and none of the
+    /// retains) that stored properties of a class get.
+    private let hot: UnsafeMutablePointer<HotState>
     /// For encoders that append to an array (custom heartbeat factories, `writingBody`, error
     /// responses); reused, so those answers do not allocate either.
     private var scratch: [UInt8] = []
     /// The loop's zlib streams, looked up on the first response worth compressing.
     private var gzip: GzipContext?
     private var compressed: [UInt8] = []
+    struct HotState {
+        /// Next free byte of the batch chunk, its end, and the first byte not yet recorded in
+        /// the chunk's writer index.
+        var cursor: UnsafeMutableRawPointer? = nil
+        var chunkEnd: UnsafeMutableRawPointer? = nil
+        var chunkRecorded: UnsafeMutableRawPointer? = nil
+        /// The loop's time for the read being processed (libuv's clock stands still in a callback).
+        var batchNow: UInt64 = 0
+        /// Requests handed to a handler and not answered yet.
+        var inFlight = 0
+        /// Requests dispatched in this read, added to the shared counter once per read.
+        var uncountedRequests = 0
+        /// The request whose handler is running, and whether it has been answered: an answer
+        /// given inside the call needs no bookkeeping beyond this.
+        var currentCall: UInt64 = 0
+        var currentCallAnswered = false
+        var nextCall: UInt64 = 1
+        var inProcessing = false
+        /// Reading stopped because the peer does not take our answers.
+        var readPaused = false
+    }
+
     /// Requests handed to a handler and not answered yet.
-    private(set) var inFlight = 0
-    /// Requests dispatched in this read, added to the shared counter once per read.
-    var uncountedRequests = 0
-    /// The request whose handler is running, and whether it has been answered: an answer given
-    /// inside the call needs no bookkeeping beyond this.
-    private var currentCall: UInt64 = 0
-    private var currentCallAnswered = false
-    private var nextCall: UInt64 = 1
+    var inFlight: Int { hot.pointee.inFlight }
     /// Requests whose handler returned unanswered (held or detached responders, async
     /// handlers). While there are any, the connection keeps itself alive, because responders
     /// refer to it unretained.
     private var escaped = 0
-    private var inProcessing = false
-    /// Reading stopped because the peer does not take our answers.
-    private var readPaused = false
+    private var inProcessing: Bool {
+        get { hot.pointee.inProcessing }
+        set { hot.pointee.inProcessing = newValue }
+    }
+    private var readPaused: Bool {
+        get { hot.pointee.readPaused }
+        set { hot.pointee.readPaused = newValue }
+    }
     /// The peer half-closed: answer what was read, then close.
     private var peerFinished = false
     private var peerFinishedDeadline: LoopTimer?
@@ -49,14 +73,27 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     private static let retainedScratchCapacity = 64 * 1024
 
     var loop: UVEventLoop { connection.loop }
+    /// The loop outlives its connections: no reference count for the checks every answer makes.
+    private unowned(unsafe) let eventLoop: UVEventLoop
+
+    /// Traps unless called on the connection's loop.
+    func preconditionOnLoop() { eventLoop.preconditionInEventLoop() }
 
     init(connection: TCPConnection, server: ServerShared, handler: ServerFrameChain) {
         self.connection = connection
         self.server = server
         self.handler = handler
+        eventLoop = connection.loop
         decoder = FrameDecoder(maxContentLength: server.maxContentLength)
+        hot = .allocate(capacity: 1)
+        hot.initialize(to: HotState())
         connection.highWatermark = server.writeHighWatermark
         connection.lowWatermark = server.writeLowWatermark
+    }
+
+    deinit {
+        hot.deinitialize(count: 1)
+        hot.deallocate()
     }
 
     func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
@@ -69,6 +106,7 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// writes the batch with one flush.
     private func processFrames(_ bytes: UnsafeRawBufferPointer) {
         inProcessing = true
+        hot.pointee.batchNow = loop.now
         var closeReason: String?
         do {
             try decoder.decode(bytes) { frame in
@@ -82,9 +120,10 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
             closeReason = error.description
         }
         inProcessing = false
-        if uncountedRequests > 0 {
-            server.counters.requests.add(uncountedRequests, ordering: .relaxed)
-            uncountedRequests = 0
+        let requests = hot.pointee.uncountedRequests
+        if requests > 0 {
+            server.counters.requests.add(requests, ordering: .relaxed)
+            hot.pointee.uncountedRequests = 0
         }
         if let closeReason {
             closeMalformed(closeReason)
@@ -136,7 +175,7 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         peerFinishedDeadline = nil
         closeDeadline?.cancel()
         closeDeadline = nil
-        out = nil
+        setChunk(nil)
         server.connectionClosed(self)
         server.logger.trace("connection from \(peer) closed: \(reason)")
     }
@@ -145,19 +184,20 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
 
     /// Starts a request's handler call; the ticket it returns identifies the answer.
     func beginCall(requestID: UInt64, startedAt: UInt64, isOneway: Bool) -> AnswerTicket {
-        inFlight += 1
-        let call = nextCall
-        nextCall &+= 1
-        currentCall = call
-        currentCallAnswered = false
+        let state = hot
+        state.pointee.inFlight += 1
+        let call = state.pointee.nextCall
+        state.pointee.nextCall &+= 1
+        state.pointee.currentCall = call
+        state.pointee.currentCallAnswered = false
         return AnswerTicket(requestID: requestID, startedAt: startedAt, isOneway: isOneway, call: call)
     }
 
     /// The handler returned: an unanswered request now has a responder out there, which refers
     /// to this connection unretained, so the connection holds itself until it is answered.
     func endCall() {
-        currentCall = 0
-        guard !currentCallAnswered else { return }
+        hot.pointee.currentCall = 0
+        guard !hot.pointee.currentCallAnswered else { return }
         escaped += 1
         server.counters.inFlight.add(1, ordering: .relaxed)
         if escaped == 1 { _ = Unmanaged.passUnretained(self).retain() }
@@ -193,15 +233,14 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         }
         let processTime = processTime(ticket)
         let total = FrameEncoder.responseOverhead(processTime: processTime) + body.count
-        let chunk = reserve(total)
-        let start = chunk.base + chunk.writerIndex
+        let start = reserve(total)
         let head = FrameEncoder.writeResponseHead(
             requestID: ticket.requestID, processTime: processTime, bodyCount: body.count, gzipped: gzipped,
             to: start)
         if let source = body.baseAddress, body.count > 0 {
             (start + head).copyMemory(from: source, byteCount: body.count)
         }
-        chunk.moveWriterIndex(forwardBy: total)
+        commit(total)
     }
 
     /// Compresses through the loop's reused zlib streams; false (the body then goes out plain,
@@ -269,9 +308,9 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
 
     /// The heartbeat answer, straight into the batch.
     func writeHeartbeatResponse(requestID: UInt64) {
-        let chunk = reserve(FrameEncoder.heartbeatResponseSize)
-        FrameEncoder.writeHeartbeatResponse(requestID: requestID, to: chunk.base + chunk.writerIndex)
-        chunk.moveWriterIndex(forwardBy: FrameEncoder.heartbeatResponseSize)
+        let start = reserve(FrameEncoder.heartbeatResponseSize)
+        FrameEncoder.writeHeartbeatResponse(requestID: requestID, to: start)
+        commit(FrameEncoder.heartbeatResponseSize)
     }
 
     /// An error response for a request no handler saw.
@@ -301,43 +340,74 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         encode(&bytes)
         bytes.withUnsafeBytes { encoded in
             guard let source = encoded.baseAddress, encoded.count > 0 else { return }
-            let chunk = reserve(encoded.count)
-            (chunk.base + chunk.writerIndex).copyMemory(from: source, byteCount: encoded.count)
-            chunk.moveWriterIndex(forwardBy: encoded.count)
+            reserve(encoded.count).copyMemory(from: source, byteCount: encoded.count)
+            commit(encoded.count)
         }
         if bytes.capacity <= Self.retainedScratchCapacity { swap(&bytes, &scratch) }
     }
 
-    /// The batch chunk with room for `count` more bytes: a full one goes to the connection
-    /// (queued, not yet flushed) and a fresh one comes from the loop's pool.
+    /// Where `count` more bytes of the batch go: a full chunk goes to the connection (queued,
+    /// not yet flushed) and a fresh one comes from the loop's pool. `commit` counts them.
     @inline(__always)
-    private func reserve(_ count: Int) -> LoopBuffer {
-        if let chunk = out, chunk.writableBytes >= count { return chunk }
+    private func reserve(_ count: Int) -> UnsafeMutableRawPointer {
+        let state = hot
+        if let cursor = state.pointee.cursor, let end = state.pointee.chunkEnd, cursor.distance(to: end) >= count {
+            return cursor
+        }
         return reserveChunk(count)
     }
 
-    private func reserveChunk(_ count: Int) -> LoopBuffer {
-        if let chunk = out {
-            if chunk.readableBytes > 0 {
-                writeOutput()
-            } else {
-                out = nil
-                loop.recycleWriteBuffer(chunk)
-            }
-        }
-        if let chunk = out, chunk.writableBytes >= count { return chunk }
-        let chunk = loop.takeWriteBuffer(minimumCapacity: count)
-        out = chunk
-        return chunk
+    @inline(__always)
+    private func commit(_ count: Int) {
+        hot.pointee.cursor! += count
     }
 
-    private func processTime(_ ticket: AnswerTicket) -> Int { Int(loop.now &- ticket.startedAt) }
+    private func reserveChunk(_ count: Int) -> UnsafeMutableRawPointer {
+        writeOutput()
+        if let chunk = out, chunk.writableBytes < count {
+            setChunk(nil)
+            loop.recycleWriteBuffer(chunk)
+        }
+        if out == nil { setChunk(loop.takeWriteBuffer(minimumCapacity: count)) }
+        return hot.pointee.cursor!
+    }
+
+    private func setChunk(_ chunk: LoopBuffer?) {
+        out = chunk
+        if let chunk {
+            let start = chunk.base + chunk.writerIndex
+            hot.pointee.cursor = start
+            hot.pointee.chunkRecorded = start
+            hot.pointee.chunkEnd = chunk.base + chunk.capacity
+        } else {
+            hot.pointee.cursor = nil
+            hot.pointee.chunkRecorded = nil
+            hot.pointee.chunkEnd = nil
+        }
+    }
+
+    /// Moves the chunk's writer index over what was written through the cursor.
+    private func recordWritten() {
+        guard let chunk = out, let cursor = hot.pointee.cursor, let recorded = hot.pointee.chunkRecorded else { return }
+        let written = recorded.distance(to: cursor)
+        guard written > 0 else { return }
+        chunk.moveWriterIndex(forwardBy: written)
+        hot.pointee.chunkRecorded = cursor
+    }
+
+    /// In frame processing the read's time; answers given later read the clock.
+    var now: UInt64 { inProcessing ? hot.pointee.batchNow : loop.now }
+
+    func countRequest() { hot.pointee.uncountedRequests += 1 }
+
+    private func processTime(_ ticket: AnswerTicket) -> Int { Int(now &- ticket.startedAt) }
 
     /// Answers outside frame processing go out at once; inside it they join the batch.
     private func requestFinished(_ ticket: AnswerTicket) {
-        inFlight -= 1
-        let wasEscaped = ticket.call != currentCall
-        if !wasEscaped { currentCallAnswered = true }
+        let state = hot
+        state.pointee.inFlight -= 1
+        let wasEscaped = ticket.call != state.pointee.currentCall
+        if !wasEscaped { state.pointee.currentCallAnswered = true }
         if !inProcessing {
             writeOutput()
             flush()
@@ -354,14 +424,16 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     }
 
     private func writeOutput() {
+        recordWritten()
         guard let chunk = out, chunk.readableBytes > 0 else { return }
         if connection.state == .open && !connection.isWriteShutDown {
-            out = nil
+            setChunk(nil)
             server.counters.writes.add(1, ordering: .relaxed)
             connection.write(buffer: chunk)
         } else {
             // Nothing more goes out on this connection; the chunk is kept for nothing.
             chunk.clear()
+            setChunk(chunk)
         }
     }
 

@@ -177,7 +177,7 @@ let benchmarks: @Sendable () -> Void = {
 
     // Server paths that must not allocate per request once warm: the pass-through echo,
     // heartbeats, routing errors, and gzip answers through the loop's reused zlib streams.
-    for (name, connections, depth, request, configuration) in [
+    for (name, connections, depth, request, serverConfiguration) in [
         ("motan echo 64B, 1 connection, closed loop", 1, 1, echoRequest(), ServerEndpoint.Configuration()),
         ("motan echo 64B, 16 connections x 16 pipelined", 16, 16, echoRequest(), .init()),
         ("motan heartbeats, 16 connections x 16 pipelined", 16, 16, heartbeatRequest(), .init()),
@@ -201,7 +201,7 @@ let benchmarks: @Sendable () -> Void = {
             benchmark.measurement(RoundTrip.p99, Int(values[1]))
         } setup: {
             rig = try await TransportRig(
-                connections: connections, depth: depth, request: request, configuration: configuration)
+                connections: connections, depth: depth, request: request, configuration: serverConfiguration)
         } teardown: {
             summary.print()
             rig.shutdown()

@@ -14,8 +14,12 @@ public struct FrameView {
 
     @inlinable public var flags: MessageFlags { header.flags }
     @inlinable public var requestID: UInt64 { header.requestID }
-    @inlinable public var isHeartbeat: Bool { header.isHeartbeat }
-    @inlinable public var isResponse: Bool { header.isResponse }
+    // Bit tests on the raw byte: the `MessageFlags` statics cost a lazy-global check per use
+    // from another module, and these run for every frame.
+    @inlinable public var isHeartbeat: Bool { header.flags.rawValue & 0x10 != 0 }
+    @inlinable public var isResponse: Bool { header.flags.rawValue & 0x01 != 0 }
+    @inlinable public var isGzipped: Bool { header.flags.rawValue & 0x08 != 0 }
+    @inlinable public var isOneway: Bool { header.flags.rawValue & 0x04 != 0 }
 
     /// The body's simple-serialized values (gunzipped first when needed), decoded within
     /// `budget`, by default the budget of `maxContentLength`. Pass the loop's `GzipContext` to

@@ -26,7 +26,7 @@ struct RequestDispatcher: FrameHandler {
             return .proceed
         }
         connection.countRequest()
-        let isOneway = frame.flags.contains(.oneway)
+        let isOneway = frame.isOneway
         let startedAt = connection.now
         guard connection.server.isAccepting else {
             // Draining: what is in flight finishes, nothing new starts, and the client learns at
@@ -82,7 +82,7 @@ struct RequestDispatcher: FrameHandler {
             let arguments: [SimpleValue]
             do {
                 arguments = try ArgumentDecoding.decode(
-                    frame.body, isGzipped: frame.header.isGzipped, maxContentLength: maxContentLength)
+                    frame.body, isGzipped: frame.isGzipped, maxContentLength: maxContentLength)
             } catch {
                 reject(frame, isOneway, connection, ArgumentDecoding.failure(error))
                 return .proceed

@@ -74,16 +74,16 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
 
     var loop: UVEventLoop { connection.loop }
     /// The loop outlives its connections: no reference count for the checks every answer makes.
-    private unowned(unsafe) let eventLoop: UVEventLoop
+    private let eventLoop: Unmanaged<UVEventLoop>
 
     /// Traps unless called on the connection's loop.
-    func preconditionOnLoop() { eventLoop.preconditionInEventLoop() }
+    func preconditionOnLoop() { eventLoop._withUnsafeGuaranteedRef { $0.preconditionInEventLoop() } }
 
     init(connection: TCPConnection, server: ServerShared, handler: ServerFrameChain) {
         self.connection = connection
         self.server = server
         self.handler = handler
-        eventLoop = connection.loop
+        eventLoop = .passUnretained(connection.loop)
         decoder = FrameDecoder(maxContentLength: server.maxContentLength)
         hot = .allocate(capacity: 1)
         hot.initialize(to: HotState())

@@ -54,7 +54,7 @@ public struct RawServerRequest: ~Copyable {
     public func meta(_ key: String) -> String? { frame.metaString(forKey: key) }
 
     /// Whether the body is gzip data.
-    public var isGzipped: Bool { frame.header.isGzipped }
+    public var isGzipped: Bool { frame.isGzipped }
     public var bodyCount: Int { frame.body.count }
 
     /// Lends the body as on the wire (gzip data when `isGzipped`); the pointer is valid only

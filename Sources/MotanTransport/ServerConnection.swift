@@ -12,7 +12,9 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     let connection: TCPConnection
     let server: ServerShared
     private let handler: ServerFrameChain
-    private var decoder: FrameDecoder
+    /// Behind a pointer like `hot`: decoding spans the handler calls, which as a stored
+    /// property would be a tracked exclusive access on every read.
+    private let decoder: UnsafeMutablePointer<FrameDecoder>
     /// The pooled chunk the current batch of responses is encoded into (at `hot.cursor`);
     /// handed to the connection (no copy) when the batch is written or the chunk is full.
     private var out: LoopBuffer?
@@ -84,7 +86,8 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         self.server = server
         self.handler = handler
         eventLoop = .passUnretained(connection.loop)
-        decoder = FrameDecoder(maxContentLength: server.maxContentLength)
+        decoder = .allocate(capacity: 1)
+        decoder.initialize(to: FrameDecoder(maxContentLength: server.maxContentLength))
         hot = .allocate(capacity: 1)
         hot.initialize(to: HotState())
         connection.highWatermark = server.writeHighWatermark
@@ -92,6 +95,8 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     }
 
     deinit {
+        decoder.deinitialize(count: 1)
+        decoder.deallocate()
         hot.deinitialize(count: 1)
         hot.deallocate()
     }
@@ -109,7 +114,7 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         hot.pointee.batchNow = loop.now
         var closeReason: String?
         do {
-            try decoder.decode(bytes) { frame in
+            try decoder.pointee.decode(bytes) { frame in
                 if case .close(let reason) = handler.handle(frame, on: self) {
                     closeReason = reason
                     return false
@@ -142,15 +147,16 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         } else {
             guard readPaused else { return }
             readPaused = false
-            // Frames left in the decoder when we paused come first.
-            processFrames(UnsafeRawBufferPointer(start: nil, count: 0))
+            // Frames left in the decoder when we paused come first; inside frame processing
+            // (never re-entered) the running loop simply goes on taking them.
+            if !inProcessing { processFrames(UnsafeRawBufferPointer(start: nil, count: 0)) }
             if !readPaused && !peerFinished { connection.startReading() }
         }
     }
 
     func connectionDidReadEOF(_ connection: TCPConnection) {
         do {
-            try decoder.finish()
+            try decoder.pointee.finish()
         } catch {
             server.logger.debug("peer \(peer) closed inside a frame: \(error)")
         }

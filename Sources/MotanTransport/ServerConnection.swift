@@ -48,6 +48,8 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         var inProcessing = false
         /// Reading stopped because the peer does not take our answers.
         var readPaused = false
+        /// Closing after the writes: no more frames are taken.
+        var finishing = false
     }
 
     /// Requests handed to a handler and not answered yet.
@@ -110,6 +112,11 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     /// still holds, until it needs more bytes or the peer stops draining our answers; then
     /// writes the batch with one flush.
     private func processFrames(_ bytes: UnsafeRawBufferPointer) {
+        guard connection.state == .open, !hot.pointee.finishing else {
+            // Kept for nothing but `finish()`'s account of a stream that ended inside a frame.
+            decoder.pointee.feed(bytes)
+            return
+        }
         inProcessing = true
         hot.pointee.batchNow = loop.now
         var closeReason: String?
@@ -119,7 +126,8 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
                     closeReason = reason
                     return false
                 }
-                return !readPaused && connection.state == .open
+                // Nothing in a handler call closes the connection but `closeAfterWrites`.
+                return !hot.pointee.readPaused && !hot.pointee.finishing
             }
         } catch {
             closeReason = error.description
@@ -454,6 +462,7 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     func closeAfterWrites(_ reason: CloseReason) {
         guard connection.state == .open, !closingGracefully else { return }
         closingGracefully = true
+        hot.pointee.finishing = true
         peerFinishedDeadline?.cancel()
         peerFinishedDeadline = nil
         writeOutput()

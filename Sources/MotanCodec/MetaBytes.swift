@@ -19,9 +19,52 @@ enum MetaBytes {
         var length: Int
         var fieldCount: Int
         var hasEmptyField: Bool
-        var service: Range<Int>? = nil
-        var method: Range<Int>? = nil
-        var group: Range<Int>? = nil
+        // Packed: every frame view carries a copy of this, and views are passed by value.
+        private var serviceSpan = Span.absent
+        private var methodSpan = Span.absent
+        private var groupSpan = Span.absent
+
+        init(length: Int, fieldCount: Int, hasEmptyField: Bool) {
+            self.length = length
+            self.fieldCount = fieldCount
+            self.hasEmptyField = hasEmptyField
+        }
+
+        var service: Range<Int>? {
+            get { serviceSpan.range }
+            set { serviceSpan = Span(newValue) }
+        }
+        var method: Range<Int>? {
+            get { methodSpan.range }
+            set { methodSpan = Span(newValue) }
+        }
+        var group: Range<Int>? {
+            get { groupSpan.range }
+            set { groupSpan = Span(newValue) }
+        }
+    }
+
+    /// A range inside one meta block, whose size field is 32 bits.
+    struct Span {
+        var start: UInt32
+        var end: UInt32
+        static let absent = Span(start: .max, end: .max)
+
+        init(start: UInt32, end: UInt32) {
+            self.start = start
+            self.end = end
+        }
+
+        init(_ range: Range<Int>?) {
+            guard let range else {
+                self = .absent
+                return
+            }
+            self.init(
+                start: UInt32(truncatingIfNeeded: range.lowerBound), end: UInt32(truncatingIfNeeded: range.upperBound))
+        }
+
+        var range: Range<Int>? { start == .max ? nil : Int(start)..<Int(end) }
     }
 
     /// One pass, eight bytes at a time: field count, empty fields, and the routing values.

@@ -103,6 +103,9 @@ struct RequestDispatcher: FrameHandler {
     /// Small plain bodies are decoded here, where the bytes are; large or gzipped ones are
     /// copied as they are and decoded in the task, so that no request can make the loop
     /// inflate and decode megabytes while other connections wait.
+    // Out of line: the task it starts would otherwise put type lookups and a dynamic stack
+    // allocation in front of every request the dispatcher sees.
+    @inline(never)
     private func dispatchAsync(
         _ frame: FrameView, _ body: @escaping AsyncHandler, _ startedAt: UInt64, _ isOneway: Bool,
         _ connection: ServerConnection

@@ -62,7 +62,7 @@ public struct FrameDecoder: Sendable {
     /// The next complete frame as an owned value, or nil when more bytes are needed.
     public mutating func next() throws(MotanCodecError) -> Frame? {
         guard let layout = try locateFrame() else { return nil }
-        let frame = buffer.withUnsafeBytes { view(of: layout, in: $0).makeFrame() }
+        let frame = buffer.withUnsafeBytes { view(of: layout, in: $0, streamBase: bufferStreamOffset).makeFrame() }
         consume(layout)
         return frame
     }
@@ -72,9 +72,89 @@ public struct FrameDecoder: Sendable {
     /// framing errors only; a body that can fail returns a `Result`.
     public mutating func withNext<R>(_ body: (FrameView) -> R) throws(MotanCodecError) -> R? {
         guard let layout = try locateFrame() else { return nil }
-        let result = buffer.withUnsafeBytes { body(view(of: layout, in: $0)) }
+        let result = buffer.withUnsafeBytes { body(view(of: layout, in: $0, streamBase: bufferStreamOffset)) }
         consume(layout)
         return result
+    }
+
+    /// Feeds `bytes` and hands every complete frame to `body`, in order, until `body` returns
+    /// false. Frames that lie whole in `bytes` are lent where they are; only what is left over
+    /// is copied into the decoder: the start of a frame that is not complete yet, or every byte
+    /// after the frame `body` stopped at (take those later with `withNext` or another
+    /// `decode`). A frame begun in an earlier call is completed by copying just the bytes it
+    /// lacks. Throws the first framing error, after `body` has seen every frame before it.
+    public mutating func decode(
+        _ bytes: UnsafeRawBufferPointer, _ body: (FrameView) -> Bool
+    ) throws(MotanCodecError) {
+        if let failure { throw failure }
+        var position = 0
+        // Frames still buffered (a partial one, or ones left after a stop) come first.
+        while bufferedByteCount > 0 {
+            if let layout = try locateFrame() {
+                let proceed = buffer.withUnsafeBytes {
+                    body(view(of: layout, in: $0, streamBase: bufferStreamOffset))
+                }
+                consume(layout)
+                if !proceed {
+                    appendRest(of: bytes, from: position)
+                    return
+                }
+                continue
+            }
+            guard position < bytes.count else { return }
+            let wanted = bytesWanted()
+            let take = Swift.min(wanted, bytes.count - position)
+            compact()
+            buffer.append(
+                contentsOf: UnsafeRawBufferPointer(rebasing: bytes[position..<(position + take)])
+                    .assumingMemoryBound(to: UInt8.self))
+            position += take
+        }
+        // Nothing buffered: decode in place.
+        compact()
+        let inPlaceStart = position
+        let streamBase = bufferStreamOffset - inPlaceStart
+        var checked: MetaBytes.Shape? = nil
+        do {
+            while position < bytes.count {
+                guard
+                    let layout = try Self.parseLayout(
+                        in: bytes, at: position, streamBase: streamBase, maxContentLength: maxContentLength,
+                        checkedMeta: &checked)
+                else { break }
+                let proceed = body(view(of: layout, in: bytes, streamBase: streamBase))
+                position = layout.end
+                checked = nil
+                if !proceed { break }
+            }
+        } catch {
+            bufferStreamOffset += position - inPlaceStart
+            throw fail(error)
+        }
+        bufferStreamOffset += position - inPlaceStart
+        if position < bytes.count {
+            // The first bytes of a frame, whose meta may already be known to be good.
+            checkedMeta = checked
+            appendRest(of: bytes, from: position)
+        }
+    }
+
+    private mutating func appendRest(of bytes: UnsafeRawBufferPointer, from position: Int) {
+        guard position < bytes.count else { return }
+        compact()
+        buffer.append(
+            contentsOf: UnsafeRawBufferPointer(rebasing: bytes[position...]).assumingMemoryBound(to: UInt8.self))
+    }
+
+    /// How many more bytes the buffered frame needs before it can be located or decoded; only
+    /// called when `locateFrame` returned nil, so every size field read here has been checked.
+    private func bytesWanted() -> Int {
+        let available = bufferedByteCount
+        guard available >= 17 else { return 17 - available }
+        let metaLength = Int(readUInt32(at: readIndex + 13))
+        guard available >= 21 + metaLength else { return 21 + metaLength - available }
+        let bodyLength = Int(readUInt32(at: readIndex + 17 + metaLength))
+        return Swift.max(1, 21 + metaLength + bodyLength - available)
     }
 
     /// Call when the peer closed the stream: throws if it ended inside a frame.
@@ -115,27 +195,43 @@ public struct FrameDecoder: Sendable {
     private mutating func locateFrame() throws(MotanCodecError) -> Layout? {
         if let failure { throw failure }
         do {
-            return try parseLayout()
+            let start = readIndex
+            let streamBase = bufferStreamOffset
+            let limit = maxContentLength
+            var checked = checkedMeta
+            let layout = try buffer.withBytes { (bytes) throws(MotanCodecError) in
+                try Self.parseLayout(
+                    in: bytes, at: start, streamBase: streamBase, maxContentLength: limit, checkedMeta: &checked)
+            }
+            checkedMeta = checked
+            return layout
         } catch {
             throw fail(error)
         }
     }
 
-    private mutating func parseLayout() throws(MotanCodecError) -> Layout? {
-        let start = readIndex
-        let available = buffer.count - start
-        let offset = bufferStreamOffset + start
-        guard available >= 2 else { return nil }
-        let magic = UInt16(buffer[start]) << 8 | UInt16(buffer[start + 1])
+    /// Locates the frame starting at `start` in `bytes` (whose first byte is at stream offset
+    /// `streamBase`); nil when it is not complete yet. `checkedMeta` carries the meta's shape
+    /// between calls for a frame that arrives in pieces.
+    private static func parseLayout(
+        in bytes: UnsafeRawBufferPointer, at start: Int, streamBase: Int, maxContentLength: Int,
+        checkedMeta: inout MetaBytes.Shape?
+    ) throws(MotanCodecError) -> Layout? {
+        let available = bytes.count - start
+        let offset = streamBase + start
+        guard available >= 2, let base = bytes.baseAddress else { return nil }
+        let frame = base + start
+        let magic = UInt16(frame.load(as: UInt8.self)) << 8 | UInt16(frame.load(fromByteOffset: 1, as: UInt8.self))
         guard magic == FrameHeader.magic else { throw .badMagic(found: magic, offset: offset) }
         guard available >= 4 else { return nil }
-        let version = buffer[start + 3] >> 3
+        let versionStatus = frame.load(fromByteOffset: 3, as: UInt8.self)
+        let version = versionStatus >> 3
         guard version == FrameHeader.motan2Version else {
             if version == 0 { throw .motanV1NotSupported(offset: offset + 3) }
             throw .unsupportedVersion(version, offset: offset + 3)
         }
         guard available >= 17 else { return nil }
-        let metaSize = readUInt32(at: start + 13)
+        let metaSize = loadUInt32(frame + 13)
         guard UInt64(metaSize) <= UInt64(maxContentLength) else {
             throw .metaTooLarge(size: metaSize, limit: maxContentLength, offset: offset + 13)
         }
@@ -145,47 +241,44 @@ public struct FrameDecoder: Sendable {
         if let checkedMeta {
             shape = checkedMeta
         } else {
-            shape = buffer.withUnsafeBytes {
-                MetaBytes.shape(
-                    of: UnsafeRawBufferPointer(rebasing: $0[(start + 17)..<(start + 17 + metaLength)]))
-            }
+            shape = MetaBytes.shape(of: UnsafeRawBufferPointer(start: frame + 17, count: metaLength))
             guard shape.fieldCount % 2 == 0 else {
                 throw .unpairedMeta(fieldCount: shape.fieldCount, offset: offset + 17)
             }
             checkedMeta = shape
         }
         guard available >= 21 + metaLength else { return nil }
-        let bodySize = readUInt32(at: start + 17 + metaLength)
+        let bodySize = loadUInt32(frame + 17 + metaLength)
         guard UInt64(bodySize) <= UInt64(maxContentLength) else {
             throw .bodyTooLarge(size: bodySize, limit: maxContentLength, offset: offset + 17 + metaLength)
         }
         let bodyLength = Int(bodySize)
         guard available >= 21 + metaLength + bodyLength else { return nil }
 
-        let typeByte = buffer[start + 2]
-        let versionStatus = buffer[start + 3]
-        var requestID: UInt64 = 0
-        for i in 0..<8 { requestID = requestID << 8 | UInt64(buffer[start + 5 + i]) }
         let header = FrameHeader(
-            flags: MessageFlags(rawValue: typeByte),
-            version: versionStatus >> 3,
+            flags: MessageFlags(rawValue: frame.load(fromByteOffset: 2, as: UInt8.self)),
+            version: version,
             status: versionStatus & 0x07,
-            serialization: buffer[start + 4] >> 3,
-            requestID: requestID)
+            serialization: frame.load(fromByteOffset: 4, as: UInt8.self) >> 3,
+            requestID: UInt64(bigEndian: frame.loadUnaligned(fromByteOffset: 5, as: UInt64.self)))
         return Layout(
             header: header, start: start, meta: shape,
             bodyStart: start + 21 + metaLength, bodyLength: bodyLength)
     }
 
-    private func view(of layout: Layout, in bytes: UnsafeRawBufferPointer) -> FrameView {
-        let metaStart = layout.start + 17
+    @inline(__always)
+    private static func loadUInt32(_ pointer: UnsafeRawPointer) -> UInt32 {
+        UInt32(bigEndian: pointer.loadUnaligned(as: UInt32.self))
+    }
+
+    private func view(of layout: Layout, in bytes: UnsafeRawBufferPointer, streamBase: Int) -> FrameView {
+        let base = bytes.baseAddress!
         return FrameView(
             header: layout.header,
-            metaBytes: UnsafeRawBufferPointer(
-                rebasing: bytes[metaStart..<(metaStart + layout.meta.length)]),
-            body: UnsafeRawBufferPointer(rebasing: bytes[layout.bodyStart..<layout.end]),
-            streamOffset: bufferStreamOffset + layout.start,
-            metaHasEmptyField: layout.meta.hasEmptyField)
+            metaBytes: UnsafeRawBufferPointer(start: base + layout.start + 17, count: layout.meta.length),
+            body: UnsafeRawBufferPointer(start: base + layout.bodyStart, count: layout.bodyLength),
+            streamOffset: streamBase + layout.start,
+            metaShape: layout.meta)
     }
 
     private mutating func consume(_ layout: Layout) {

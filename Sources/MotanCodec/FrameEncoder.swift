@@ -139,6 +139,43 @@ public enum FrameEncoder {
         appendUInt32(0, into: &output)
     }
 
+    /// The same exception response, with `errmsg` = `prefix` + `middle` + `suffix` written
+    /// straight into the output, so that no String is built for it: `middle` is wire bytes,
+    /// e.g. a service name. Bytes that are not ASCII are decoded as UTF-8 with replacement,
+    /// exactly as a String made from them would be.
+    public static func encodeErrorResponse(
+        requestID: UInt64, errcode: Int, errtype: Int, messagePrefix: StaticString,
+        messageMiddle middle: UnsafeRawBufferPointer, messageSuffix: StaticString, processTime: Int? = 0,
+        into output: inout [UInt8]
+    ) {
+        appendHeader(FrameHeader(flags: .response, status: 1, requestID: requestID), into: &output)
+        let metaAt = reserveSize(&output)
+        var first = true
+        if let processTime { appendProcessTime(processTime, first: &first, into: &output) }
+        appendSeparator(first: &first, into: &output)
+        output.append(contentsOf: MetaKey.exception.utf8)
+        output.append(MetaBytes.lf)
+        output.append(contentsOf: #"{"errcode":"#.utf8)
+        appendDecimal(errcode, into: &output)
+        output.append(contentsOf: #","errmsg":""#.utf8)
+        appendEscaped(messagePrefix, into: &output)
+        if middle.allSatisfy({ $0 < 0x80 }) {
+            JSONText.appendEscaped(bytes: middle, into: &output)
+        } else {
+            JSONText.appendEscaped(String(decoding: middle, as: UTF8.self), into: &output)
+        }
+        appendEscaped(messageSuffix, into: &output)
+        output.append(contentsOf: #"","errtype":"#.utf8)
+        appendDecimal(errtype, into: &output)
+        output.append(UInt8(ascii: "}"))
+        patchSize(at: metaAt, in: &output)
+        appendUInt32(0, into: &output)
+    }
+
+    private static func appendEscaped(_ text: StaticString, into output: inout [UInt8]) {
+        text.withUTF8Buffer { JSONText.appendEscaped(bytes: $0, into: &output) }
+    }
+
     // MARK: Pieces
 
     private static func appendEmptyFrame(
@@ -249,5 +286,86 @@ public enum FrameEncoder {
             output.append(contentsOf: value.assumingMemoryBound(to: UInt8.self))
         }
         first = isFirst
+    }
+}
+
+// MARK: In-place writers
+//
+// For servers that encode straight into their pooled write chunks: the caller reserves the
+// exact size, so nothing here checks capacity, grows a buffer or allocates.
+extension FrameEncoder {
+    /// Bytes a heartbeat response takes: a header and two empty size fields.
+    public static let heartbeatResponseSize = 21
+
+    /// Writes the `0x13` heartbeat answer carrying `requestID`; returns the bytes written.
+    @discardableResult
+    public static func writeHeartbeatResponse(requestID: UInt64, to output: UnsafeMutableRawPointer) -> Int {
+        writeHeader(
+            flags: [.heartbeat, .proxy, .response], status: 0, requestID: requestID, to: output)
+        output.storeBytes(of: 0, toByteOffset: 13, as: UInt64.self)
+        return heartbeatResponseSize
+    }
+
+    /// Bytes of a normal response's header, size fields and `M_pt` meta: all of it but the body.
+    public static func responseOverhead(processTime: Int) -> Int {
+        // header, meta size, "M_pt" LF digits, body size
+        FrameHeader.size + 4 + 4 + 1 + decimalCount(processTime) + 4
+    }
+
+    /// Writes a normal response's header, `M_pt` meta and body size field, for a body of
+    /// `bodyCount` bytes that the caller writes right after; returns the bytes written, which
+    /// are `responseOverhead(processTime:)`.
+    @discardableResult
+    public static func writeResponseHead(
+        requestID: UInt64, processTime: Int, bodyCount: Int, gzipped: Bool = false,
+        to output: UnsafeMutableRawPointer
+    ) -> Int {
+        writeHeader(flags: gzipped ? [.response, .gzip] : .response, status: 0, requestID: requestID, to: output)
+        var position = FrameHeader.size + 4
+        // "M_pt" LF
+        output.storeBytes(of: UInt32(0x4D5F_7074).bigEndian, toByteOffset: position, as: UInt32.self)
+        output.storeBytes(of: MetaBytes.lf, toByteOffset: position + 4, as: UInt8.self)
+        position += 5
+        position += writeDecimal(processTime, to: output + position)
+        let metaCount = position - FrameHeader.size - 4
+        output.storeBytes(
+            of: UInt32(truncatingIfNeeded: metaCount).bigEndian, toByteOffset: FrameHeader.size, as: UInt32.self)
+        precondition(UInt32(exactly: bodyCount) != nil, "body of \(bodyCount) bytes does not fit a frame")
+        output.storeBytes(of: UInt32(truncatingIfNeeded: bodyCount).bigEndian, toByteOffset: position, as: UInt32.self)
+        return position + 4
+    }
+
+    @inline(__always)
+    static func writeHeader(flags: MessageFlags, status: UInt8, requestID: UInt64, to output: UnsafeMutableRawPointer) {
+        let header = FrameHeader(flags: flags, status: status, requestID: requestID)
+        output.storeBytes(of: 0xF1, toByteOffset: 0, as: UInt8.self)
+        output.storeBytes(of: 0xF1, toByteOffset: 1, as: UInt8.self)
+        output.storeBytes(of: header.flags.rawValue, toByteOffset: 2, as: UInt8.self)
+        output.storeBytes(of: header.versionStatusByte, toByteOffset: 3, as: UInt8.self)
+        output.storeBytes(of: header.serializationByte, toByteOffset: 4, as: UInt8.self)
+        output.storeBytes(of: requestID.bigEndian, toByteOffset: 5, as: UInt64.self)
+    }
+
+    static func decimalCount(_ value: Int) -> Int {
+        var count = value < 0 ? 2 : 1
+        var magnitude = value.magnitude / 10
+        while magnitude > 0 {
+            count += 1
+            magnitude /= 10
+        }
+        return count
+    }
+
+    static func writeDecimal(_ value: Int, to output: UnsafeMutableRawPointer) -> Int {
+        let count = decimalCount(value)
+        var magnitude = value.magnitude
+        var index = count - 1
+        repeat {
+            output.storeBytes(of: UInt8(ascii: "0") + UInt8(magnitude % 10), toByteOffset: index, as: UInt8.self)
+            magnitude /= 10
+            index -= 1
+        } while magnitude > 0
+        if value < 0 { output.storeBytes(of: UInt8(ascii: "-"), toByteOffset: 0, as: UInt8.self) }
+        return count
     }
 }

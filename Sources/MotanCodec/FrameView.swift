@@ -8,12 +8,18 @@ public struct FrameView {
     public let body: UnsafeRawBufferPointer
     /// Stream offset of the frame's first byte.
     public let streamOffset: Int
-    let metaHasEmptyField: Bool
+    /// Found by the decoder's one pass over the meta block.
+    let metaShape: MetaBytes.Shape
+    var metaHasEmptyField: Bool { metaShape.hasEmptyField }
 
     @inlinable public var flags: MessageFlags { header.flags }
     @inlinable public var requestID: UInt64 { header.requestID }
-    @inlinable public var isHeartbeat: Bool { header.isHeartbeat }
-    @inlinable public var isResponse: Bool { header.isResponse }
+    // Bit tests on the raw byte: the `MessageFlags` statics cost a lazy-global check per use
+    // from another module, and these run for every frame.
+    @inlinable public var isHeartbeat: Bool { header.flags.rawValue & 0x10 != 0 }
+    @inlinable public var isResponse: Bool { header.flags.rawValue & 0x01 != 0 }
+    @inlinable public var isGzipped: Bool { header.flags.rawValue & 0x08 != 0 }
+    @inlinable public var isOneway: Bool { header.flags.rawValue & 0x04 != 0 }
 
     /// The body's simple-serialized values (gunzipped first when needed), decoded within
     /// `budget`, by default the budget of `maxContentLength`. Pass the loop's `GzipContext` to
@@ -23,6 +29,23 @@ public struct FrameView {
     ) throws(MotanCodecError) -> [SimpleValue] {
         try SimpleSerialization.decodeBody(
             body, gzipped: header.isGzipped, maxContentLength: maxContentLength, budget: budget, gzip: gzip)
+    }
+
+    /// The value of the last `M_p` pair, found without another scan of the meta.
+    public var serviceBytes: UnsafeRawBufferPointer? { routingValue(metaShape.service) }
+    /// The value of the last `M_m` pair, found without another scan of the meta.
+    public var methodBytes: UnsafeRawBufferPointer? { routingValue(metaShape.method) }
+    /// The value of the last `M_g` pair, found without another scan of the meta.
+    public var groupBytes: UnsafeRawBufferPointer? { routingValue(metaShape.group) }
+
+    public var service: String? { metaShape.service.map { MetaBytes.string(metaBytes, $0) } }
+    public var method: String? { metaShape.method.map { MetaBytes.string(metaBytes, $0) } }
+    public var group: String? { metaShape.group.map { MetaBytes.string(metaBytes, $0) } }
+
+    @inline(__always)
+    private func routingValue(_ range: Range<Int>?) -> UnsafeRawBufferPointer? {
+        guard let range else { return nil }
+        return UnsafeRawBufferPointer(start: metaBytes.baseAddress.map { $0 + range.lowerBound }, count: range.count)
     }
 
     /// The value bytes of the last pair with this key.

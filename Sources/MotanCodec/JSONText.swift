@@ -3,8 +3,12 @@
 /// errmsg`).
 enum JSONText {
     static func appendEscaped(_ text: String, into output: inout [UInt8]) {
+        appendEscaped(bytes: text.utf8, into: &output)
+    }
+
+    static func appendEscaped(bytes: some Sequence<UInt8>, into output: inout [UInt8]) {
         let backslash: UInt8 = 0x5C
-        for byte in text.utf8 {
+        for byte in bytes {
             switch byte {
             case 0x22, 0x5C:
                 output.append(backslash)

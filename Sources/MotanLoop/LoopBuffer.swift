@@ -77,10 +77,34 @@ public final class LoopBuffer {
         writerIndex += written
     }
 
+    /// Counts `count` bytes the caller stored at `base + writerIndex` (after checking
+    /// `writableBytes`) as written: the in-place form of `write`, for encoders.
+    @inline(__always)
+    public func moveWriterIndex(forwardBy count: Int) {
+        precondition(count >= 0 && count <= writableBytes, "wrote past the buffer's capacity")
+        writerIndex += count
+    }
+
     public func readBytes() -> [UInt8] {
         let out = Array(readableView)
         readerIndex = writerIndex
         return out
+    }
+}
+
+extension UVEventLoop {
+    /// A buffer from the loop's pool (a standard-size chunk when `minimumCapacity` fits one),
+    /// for encoding output in place; hand it to `TCPConnection.write(buffer:)`, which recycles
+    /// it once written. Loop thread only.
+    public func takeWriteBuffer(minimumCapacity: Int) -> LoopBuffer {
+        preconditionInEventLoop()
+        return bufferPool.take(minimumCapacity: minimumCapacity)
+    }
+
+    /// Returns a buffer that was never handed to a connection. Loop thread only.
+    public func recycleWriteBuffer(_ buffer: LoopBuffer) {
+        preconditionInEventLoop()
+        bufferPool.recycle(buffer)
     }
 }
 

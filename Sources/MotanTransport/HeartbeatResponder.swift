@@ -20,16 +20,34 @@ struct HeartbeatResponder<Next: FrameHandler>: FrameHandler {
     let factory: any HeartbeatFactory
     let switchState: HeartbeatSwitch
     let next: Next
+    /// The motan2 heartbeat is recognised and answered here without calls through the factory.
+    private let isMotan2: Bool
+
+    init(factory: any HeartbeatFactory, switchState: HeartbeatSwitch, next: Next) {
+        self.factory = factory
+        self.switchState = switchState
+        self.next = next
+        isMotan2 = factory is Motan2HeartbeatFactory
+    }
 
     func handle(_ frame: FrameView, on connection: ServerConnection) -> FrameDisposition {
-        guard factory.isHeartbeatRequest(frame) else {
+        let isHeartbeat =
+            isMotan2 ? frame.isHeartbeat && !frame.isResponse : factory.isHeartbeatRequest(frame)
+        guard isHeartbeat else {
             return next.handle(frame, on: connection)
         }
         guard switchState.isEnabled else {
             return .close("heartbeat refused: heartbeats are switched off")
         }
-        factory.encodeHeartbeatResponse(to: frame, into: &connection.output)
+        if isMotan2 {
+            connection.writeHeartbeatResponse(requestID: frame.requestID)
+        } else {
+            connection.appendEncoded { factory.encodeHeartbeatResponse(to: frame, into: &$0) }
+        }
         connection.server.counters.heartbeatsAnswered.add(1, ordering: .relaxed)
         return .proceed
     }
 }
+
+/// The server's frame path, as one concrete type so that the connection calls it directly.
+typealias ServerFrameChain = HeartbeatResponder<RequestDispatcher>

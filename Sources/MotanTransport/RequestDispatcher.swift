@@ -8,6 +8,16 @@ struct RequestDispatcher: FrameHandler {
     let maxContentLength: Int
     /// Async requests with plain bodies up to this size are decoded on the loop.
     let inlineDecodeLimit: Int
+    /// `maxInFlight` in decimal, for the "rejected" answer.
+    private let maxInFlightText: [UInt8]
+
+    init(registry: ServiceRegistry, maxInFlight: Int, maxContentLength: Int, inlineDecodeLimit: Int) {
+        self.registry = registry
+        self.maxInFlight = maxInFlight
+        self.maxContentLength = maxContentLength
+        self.inlineDecodeLimit = inlineDecodeLimit
+        maxInFlightText = Array(String(maxInFlight).utf8)
+    }
 
     func handle(_ frame: FrameView, on connection: ServerConnection) -> FrameDisposition {
         if frame.isResponse {
@@ -15,9 +25,9 @@ struct RequestDispatcher: FrameHandler {
             connection.server.logger.debug("dropping a response frame sent to the server")
             return .proceed
         }
-        connection.server.counters.requests.add(1, ordering: .relaxed)
-        let isOneway = frame.flags.contains(.oneway)
-        let startedAt = connection.loop.now
+        connection.countRequest()
+        let isOneway = frame.isOneway
+        let startedAt = connection.now
         guard connection.server.isAccepting else {
             // Draining: what is in flight finishes, nothing new starts, and the client learns at
             // once that it may send this request elsewhere.
@@ -32,66 +42,60 @@ struct RequestDispatcher: FrameHandler {
         }
         guard connection.inFlight < maxInFlight else {
             connection.server.counters.rejected.add(1, ordering: .relaxed)
-            reject(
-                frame, isOneway, connection,
-                MotanErrorInfo(
-                    errcode: ServerErrorCode.rejected,
-                    errmsg: "request rejected: \(maxInFlight) requests already in flight on this connection",
-                    errtype: MotanErrorInfo.serviceType))
+            guard !isOneway else { return .proceed }
+            maxInFlightText.withUnsafeBytes {
+                connection.writeErrorResponse(
+                    requestID: frame.requestID, errcode: ServerErrorCode.rejected, prefix: "request rejected: ",
+                    middle: $0, suffix: " requests already in flight on this connection", processTime: 0)
+            }
             return .proceed
         }
-        guard let service = frame.metaValue(forKey: MetaKey.service),
-            let serviceIndex = registry.service(named: service)
-        else {
-            let path = frame.metaString(forKey: MetaKey.service) ?? ""
-            reject(
-                frame, isOneway, connection,
-                MotanErrorInfo(
-                    errcode: ServerErrorCode.providerNotExist, errmsg: "provider not exist serviceKey=\(path)",
-                    errtype: MotanErrorInfo.serviceType))
+        // Routing errors are written from the wire bytes: no String is made for them either.
+        guard let service = frame.serviceBytes, let serviceIndex = registry.service(named: service) else {
+            guard !isOneway else { return .proceed }
+            connection.writeErrorResponse(
+                requestID: frame.requestID, errcode: ServerErrorCode.providerNotExist,
+                prefix: "provider not exist serviceKey=", middle: frame.serviceBytes ?? Self.empty, suffix: "",
+                processTime: 0)
             return .proceed
         }
-        guard let method = frame.metaValue(forKey: MetaKey.method),
-            let handler = registry.handler(service: serviceIndex, method: method)
+        guard let method = frame.methodBytes, let handler = registry.handler(service: serviceIndex, method: method)
         else {
-            let name = frame.metaString(forKey: MetaKey.method) ?? ""
-            reject(
-                frame, isOneway, connection,
-                MotanErrorInfo(
-                    errcode: ServerErrorCode.internalError, errmsg: "method \(name) is not found in provider.",
-                    errtype: MotanErrorInfo.serviceType))
+            guard !isOneway else { return .proceed }
+            connection.writeErrorResponse(
+                requestID: frame.requestID, errcode: ServerErrorCode.internalError, prefix: "method ",
+                middle: frame.methodBytes ?? Self.empty, suffix: " is not found in provider.", processTime: 0)
             return .proceed
         }
         if !frame.body.isEmpty && frame.header.serialization != SerializationID.simple {
-            let name = frame.metaString(forKey: MetaKey.method) ?? ""
+            guard !isOneway else { return .proceed }
             // As motan-go: no M_pt, because no handler produced this answer.
-            reject(
-                frame, isOneway, connection,
-                MotanErrorInfo(
-                    errcode: ServerErrorCode.internalError,
-                    errmsg: "deserialize fail. err:message serialize not found method:\(name)",
-                    errtype: MotanErrorInfo.serviceType), processTime: nil)
+            connection.writeErrorResponse(
+                requestID: frame.requestID, errcode: ServerErrorCode.internalError,
+                prefix: "deserialize fail. err:message serialize not found method:", middle: method, suffix: "",
+                processTime: nil)
             return .proceed
         }
 
-        let ticket = AnswerTicket(requestID: frame.requestID, startedAt: startedAt, isOneway: isOneway)
         switch handler {
         case .onLoop(let body):
             let arguments: [SimpleValue]
             do {
                 arguments = try ArgumentDecoding.decode(
-                    frame.body, isGzipped: frame.header.isGzipped, maxContentLength: maxContentLength)
+                    frame.body, isGzipped: frame.isGzipped, maxContentLength: maxContentLength)
             } catch {
                 reject(frame, isOneway, connection, ArgumentDecoding.failure(error))
                 return .proceed
             }
-            connection.requestStarted()
+            let ticket = connection.beginCall(requestID: frame.requestID, startedAt: startedAt, isOneway: isOneway)
             body(ServerRequest(frame: frame, arguments: arguments), Responder(connection: connection, ticket: ticket))
+            connection.endCall()
         case .raw(let body):
-            connection.requestStarted()
+            let ticket = connection.beginCall(requestID: frame.requestID, startedAt: startedAt, isOneway: isOneway)
             body(RawServerRequest(frame: frame), Responder(connection: connection, ticket: ticket))
+            connection.endCall()
         case .async(let body):
-            dispatchAsync(frame, body, ticket, connection)
+            dispatchAsync(frame, body, startedAt, isOneway, connection)
         }
         return .proceed
     }
@@ -99,8 +103,11 @@ struct RequestDispatcher: FrameHandler {
     /// Small plain bodies are decoded here, where the bytes are; large or gzipped ones are
     /// copied as they are and decoded in the task, so that no request can make the loop
     /// inflate and decode megabytes while other connections wait.
+    // Out of line: the task it starts would otherwise put type lookups and a dynamic stack
+    // allocation in front of every request the dispatcher sees.
+    @inline(never)
     private func dispatchAsync(
-        _ frame: FrameView, _ body: @escaping AsyncHandler, _ ticket: AnswerTicket,
+        _ frame: FrameView, _ body: @escaping AsyncHandler, _ startedAt: UInt64, _ isOneway: Bool,
         _ connection: ServerConnection
     ) {
         let decodeNow = !frame.header.isGzipped && frame.body.count <= inlineDecodeLimit
@@ -110,7 +117,7 @@ struct RequestDispatcher: FrameHandler {
                 decoded = try ArgumentDecoding.decode(
                     frame.body, isGzipped: false, maxContentLength: maxContentLength)
             } catch {
-                reject(frame, ticket.isOneway, connection, ArgumentDecoding.failure(error))
+                reject(frame, isOneway, connection, ArgumentDecoding.failure(error))
                 return
             }
         }
@@ -118,8 +125,9 @@ struct RequestDispatcher: FrameHandler {
         let isGzipped = frame.header.isGzipped
         let limit = maxContentLength
         if !decodeNow { connection.server.counters.deferredDecodes.add(1, ordering: .relaxed) }
-        connection.requestStarted()
+        let ticket = connection.beginCall(requestID: frame.requestID, startedAt: startedAt, isOneway: isOneway)
         let responder = Responder(connection: connection, ticket: ticket).detach()
+        connection.endCall()
         let preDecoded = decoded
         Task {
             let arguments: [SimpleValue]
@@ -154,14 +162,14 @@ struct RequestDispatcher: FrameHandler {
         }
     }
 
+    private static var empty: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: nil, count: 0) }
+
     private func reject(
         _ frame: FrameView, _ isOneway: Bool, _ connection: ServerConnection, _ error: MotanErrorInfo,
         processTime: Int? = 0
     ) {
         guard !isOneway else { return }
-        FrameEncoder.encodeErrorResponse(
-            requestID: frame.requestID, error: error, processTime: processTime,
-            into: &connection.output)
+        connection.writeErrorResponse(requestID: frame.requestID, error: error, processTime: processTime)
     }
 }
 

@@ -13,73 +13,77 @@ import Synchronization
 /// To answer later (after a timer, from a task), call `detach()` inside the handler and answer
 /// through the returned `PendingResponse`. For a oneway request every answer is dropped.
 public struct Responder: ~Copyable {
-    // Unmanaged (retained by `init`, released by whichever ends the responder) because a
-    // noncopyable value can skip its deinit (`discard self`) only when it stores trivial fields.
+    // Unmanaged because a noncopyable value can skip its deinit (`discard self`) only when it
+    // stores trivial fields; unretained because the connection is alive while the handler runs
+    // and holds itself alive afterwards while a responder is still out (`endCall`).
     private let connection: Unmanaged<ServerConnection>
     private let ticket: AnswerTicket
 
     init(connection: ServerConnection, ticket: AnswerTicket) {
-        self.connection = .passRetained(connection)
+        self.connection = .passUnretained(connection)
         self.ticket = ticket
     }
 
     public var requestID: UInt64 { ticket.requestID }
-    public var loop: UVEventLoop { connection.takeUnretainedValue().loop }
+    public var loop: UVEventLoop { connection._withUnsafeGuaranteedRef { $0.loop } }
 
     /// Answers with one value.
     public consuming func respond(_ value: SimpleValue) {
         let (connection, ticket) = take()
-        connection.answer(ticket) { SimpleSerialization.encode(value, into: &$0) }
+        connection._withUnsafeGuaranteedRef {
+            $0.answer(ticket) { SimpleSerialization.encode(value, into: &$0) }
+        }
     }
 
     /// Answers with a value that is already simple-serialized (one value, e.g. an argument
     /// passed through).
     public consuming func respond(serializedValue: UnsafeRawBufferPointer) {
         let (connection, ticket) = take()
-        connection.answer(ticket) { $0.append(contentsOf: serializedValue.assumingMemoryBound(to: UInt8.self)) }
+        connection._withUnsafeGuaranteedRef {
+            $0.answer(ticket, body: serializedValue, gzipped: false, mayCompress: true)
+        }
     }
 
     /// Answers with the request's body as it came (gzip flag included): the zero-copy echo of
     /// a pass-through handler. The body is one simple-serialized value for a one-argument call.
     public consuming func respond(passingThrough request: borrowing RawServerRequest) {
         let (connection, ticket) = take()
-        connection.answer(ticket, gzipped: request.isGzipped) {
-            $0.append(contentsOf: request.frame.body.assumingMemoryBound(to: UInt8.self))
-        }
+        let body = request.frame.body
+        let gzipped = request.isGzipped
+        connection._withUnsafeGuaranteedRef { $0.answer(ticket, body: body, gzipped: gzipped) }
     }
 
     /// Answers with a body that `writeBody` appends straight into the write batch.
     public consuming func respond(writingBody writeBody: (inout [UInt8]) -> Void) {
         let (connection, ticket) = take()
-        connection.answer(ticket, writingBody: writeBody)
+        connection._withUnsafeGuaranteedRef { $0.answer(ticket, writingBody: writeBody) }
     }
 
     /// Answers with an exception response (`M_e`).
     public consuming func fail(_ error: MotanErrorInfo) {
         let (connection, ticket) = take()
-        connection.answer(ticket, error: error)
+        connection._withUnsafeGuaranteedRef { $0.answer(ticket, error: error) }
     }
 
     /// Hands the answer over to a heap object that may be answered later, from any thread.
     /// Allocates; handlers that answer inside the call should not detach.
     public consuming func detach() -> PendingResponse {
         let (connection, ticket) = take()
-        return PendingResponse(connection: connection, ticket: ticket)
+        return PendingResponse(connection: connection.takeUnretainedValue(), ticket: ticket)
     }
 
     /// Ends the responder without its deinit's "dropped" answer.
-    private consuming func take() -> (ServerConnection, AnswerTicket) {
+    private consuming func take() -> (Unmanaged<ServerConnection>, AnswerTicket) {
         let connection = self.connection
         let ticket = self.ticket
         discard self
-        let owner = connection.takeRetainedValue()
-        owner.loop.preconditionInEventLoop()
-        return (owner, ticket)
+        connection._withUnsafeGuaranteedRef { $0.preconditionOnLoop() }
+        return (connection, ticket)
     }
 
     deinit {
-        let owner = connection.takeRetainedValue()
-        owner.answerDropped(ticket)
+        let ticket = self.ticket
+        connection._withUnsafeGuaranteedRef { $0.answerDropped(ticket) }
     }
 }
 
@@ -88,6 +92,8 @@ struct AnswerTicket: Sendable {
     let requestID: UInt64
     let startedAt: UInt64
     let isOneway: Bool
+    /// Which handler call the request had on its connection (`ServerConnection.beginCall`).
+    let call: UInt64
 }
 
 /// A detached answer: answer it once, from any thread (the answer hops to the connection's
@@ -130,7 +136,7 @@ public final class PendingResponse: Sendable {
     public func respond(serializedValue: UnsafeRawBufferPointer) {
         connection.loop.preconditionInEventLoop()
         guard claim() else { return }
-        connection.answer(ticket) { $0.append(contentsOf: serializedValue.assumingMemoryBound(to: UInt8.self)) }
+        connection.answer(ticket, body: serializedValue, gzipped: false, mayCompress: true)
     }
 
     private func claim() -> Bool {

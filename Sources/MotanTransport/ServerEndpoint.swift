@@ -27,6 +27,10 @@ public final class ServerEndpoint: Sendable {
         /// Plain (not gzipped) bodies for async handlers up to this size are decoded on the
         /// loop; larger or gzipped ones are decoded in the handler's task.
         public var asyncInlineDecodeLimit: Int
+        /// Response bodies longer than this many bytes go out gzip-compressed (Motan's
+        /// `mingzSize`), through zlib streams kept per loop; 0 compresses nothing. Answers that
+        /// pass a request body through go out as it came.
+        public var gzipResponsesAbove: Int
         public var logger: Logger
 
         public init(
@@ -39,6 +43,7 @@ public final class ServerEndpoint: Sendable {
             writeLowWatermark: Int = 256 << 10,
             answerDeadlineAfterPeerClose: Duration = .seconds(10),
             asyncInlineDecodeLimit: Int = 4096,
+            gzipResponsesAbove: Int = 0,
             logger: Logger = Logger(label: "motan.transport.server")
         ) {
             precondition(writeLowWatermark <= writeHighWatermark, "low watermark above the high one")
@@ -52,6 +57,7 @@ public final class ServerEndpoint: Sendable {
             self.writeLowWatermark = writeLowWatermark
             self.answerDeadlineAfterPeerClose = answerDeadlineAfterPeerClose
             self.asyncInlineDecodeLimit = asyncInlineDecodeLimit
+            self.gzipResponsesAbove = gzipResponsesAbove
             self.logger = logger
         }
     }
@@ -241,6 +247,7 @@ final class ServerShared: @unchecked Sendable {
     let writeHighWatermark: Int
     let writeLowWatermark: Int
     let answerDeadlineAfterPeerClose: Duration
+    let gzipResponsesAbove: Int
     let heartbeats: HeartbeatSwitch
     private let accepting = Atomic<Bool>(true)
     let counters = Counters()
@@ -257,6 +264,7 @@ final class ServerShared: @unchecked Sendable {
         writeHighWatermark = configuration.writeHighWatermark
         writeLowWatermark = configuration.writeLowWatermark
         answerDeadlineAfterPeerClose = configuration.answerDeadlineAfterPeerClose
+        gzipResponsesAbove = configuration.gzipResponsesAbove
         heartbeats = HeartbeatSwitch(configuration.heartbeatsEnabled)
         var connections: [ObjectIdentifier: LoopConnections] = [:]
         for loop in loops { connections[ObjectIdentifier(loop)] = LoopConnections() }

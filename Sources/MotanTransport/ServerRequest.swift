@@ -19,9 +19,9 @@ public struct ServerRequest: ~Copyable {
 
     public var requestID: UInt64 { frame.requestID }
     public var flags: MessageFlags { frame.flags }
-    public var service: String { frame.metaString(forKey: MetaKey.service) ?? "" }
-    public var method: String { frame.metaString(forKey: MetaKey.method) ?? "" }
-    public var group: String? { frame.metaString(forKey: MetaKey.group) }
+    public var service: String { frame.service ?? "" }
+    public var method: String { frame.method ?? "" }
+    public var group: String? { frame.group }
 
     public func meta(_ key: String) -> String? { frame.metaString(forKey: key) }
 
@@ -47,14 +47,14 @@ public struct RawServerRequest: ~Copyable {
 
     public var requestID: UInt64 { frame.requestID }
     public var flags: MessageFlags { frame.flags }
-    public var service: String { frame.metaString(forKey: MetaKey.service) ?? "" }
-    public var method: String { frame.metaString(forKey: MetaKey.method) ?? "" }
-    public var group: String? { frame.metaString(forKey: MetaKey.group) }
+    public var service: String { frame.service ?? "" }
+    public var method: String { frame.method ?? "" }
+    public var group: String? { frame.group }
 
     public func meta(_ key: String) -> String? { frame.metaString(forKey: key) }
 
     /// Whether the body is gzip data.
-    public var isGzipped: Bool { frame.header.isGzipped }
+    public var isGzipped: Bool { frame.isGzipped }
     public var bodyCount: Int { frame.body.count }
 
     /// Lends the body as on the wire (gzip data when `isGzipped`); the pointer is valid only

@@ -1,5 +1,13 @@
 import MotanCodec
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Runs on the connection's loop with the arguments already decoded; must not block. Answers
 /// through the responder, inside the call or later through `responder.detach()`.
 public typealias OnLoopHandler = @Sendable (borrowing ServerRequest, consuming Responder) -> Void
@@ -29,7 +37,11 @@ public struct ServiceRegistry: Sendable {
         var methods: [Method]
     }
 
-    private(set) var services: [Service] = []
+    private(set) var services: [Service] = [] {
+        didSet { routes = RouteTable(services) }
+    }
+    /// The same names, laid out for the lookups every request makes.
+    private var routes = RouteTable([])
 
     /// The services registered so far, in registration order: what a server exports.
     public var serviceNames: [String] { services.map { String(decoding: $0.name, as: UTF8.self) } }
@@ -73,10 +85,83 @@ public struct ServiceRegistry: Sendable {
     // Lookups compare wire bytes: no String is made for a request that routes.
 
     func service(named name: UnsafeRawBufferPointer) -> Int? {
-        services.firstIndex { $0.name.withUnsafeBytes { $0.bytesEqual(name) } }
+        routes.service(named: name)
     }
 
     func handler(service index: Int, method name: UnsafeRawBufferPointer) -> Handler? {
-        services[index].methods.first { $0.name.withUnsafeBytes { $0.bytesEqual(name) } }?.handler
+        routes.method(service: index, named: name).map { routes.handlers[$0] }
+    }
+}
+
+/// Every service and method name in one block of memory, with flat tables of where each lies:
+/// a lookup compares lengths, then bytes, and touches no reference count. Immutable.
+final class RouteTable: @unchecked Sendable {
+    private struct Entry {
+        var offset: Int
+        var count: Int
+        /// For a service, the range of its methods in `methods`.
+        var first = 0
+        var end = 0
+    }
+
+    private let names: UnsafeMutableRawPointer
+    private let services: UnsafeMutableBufferPointer<Entry>
+    private let methods: UnsafeMutableBufferPointer<Entry>
+    /// Aligned with `methods`.
+    let handlers: [ServiceRegistry.Handler]
+
+    init(_ registered: [ServiceRegistry.Service]) {
+        let total = registered.reduce(0) { $0 + $1.name.count + $1.methods.reduce(0) { $0 + $1.name.count } }
+        let names = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 8)
+        let services = UnsafeMutableBufferPointer<Entry>.allocate(capacity: registered.count)
+        let methods = UnsafeMutableBufferPointer<Entry>.allocate(
+            capacity: registered.reduce(0) { $0 + $1.methods.count })
+        var handlers: [ServiceRegistry.Handler] = []
+        var offset = 0
+        func store(_ name: [UInt8]) -> Entry {
+            name.withUnsafeBytes {
+                (names + offset).copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(names), byteCount: $0.count)
+            }
+            defer { offset += name.count }
+            return Entry(offset: offset, count: name.count)
+        }
+        for (index, service) in registered.enumerated() {
+            var entry = store(service.name)
+            entry.first = handlers.count
+            for method in service.methods {
+                methods.initializeElement(at: handlers.count, to: store(method.name))
+                handlers.append(method.handler)
+            }
+            entry.end = handlers.count
+            services.initializeElement(at: index, to: entry)
+        }
+        self.names = names
+        self.services = services
+        self.methods = methods
+        self.handlers = handlers
+    }
+
+    deinit {
+        names.deallocate()
+        services.deallocate()
+        methods.deallocate()
+    }
+
+    func service(named name: UnsafeRawBufferPointer) -> Int? {
+        for index in services.indices where matches(services[index], name) { return index }
+        return nil
+    }
+
+    func method(service index: Int, named name: UnsafeRawBufferPointer) -> Int? {
+        let service = services[index]
+        for method in service.first..<service.end where matches(methods[method], name) { return method }
+        return nil
+    }
+
+    @inline(__always)
+    private func matches(_ entry: Entry, _ name: UnsafeRawBufferPointer) -> Bool {
+        guard entry.count == name.count else { return false }
+        guard let bytes = name.baseAddress, entry.count > 0 else { return true }
+        return memcmp(names + entry.offset, bytes, entry.count) == 0
     }
 }

@@ -14,6 +14,11 @@ enum MotanDemoService {
         registry.handle(service: name, method: "echo") { request, responder in
             responder.respond(request.arguments.first ?? .null)
         }
+        // The body goes back byte for byte, never decoded: the server's own cost per request,
+        // comparable with any echo server that does not look inside the body.
+        registry.handleRaw(service: name, method: "echoRaw") { request, responder in
+            responder.respond(passingThrough: request)
+        }
         registry.handle(service: name, method: "hello") { request, responder in
             responder.respond(.string("hello \(request.arguments.first?.stringValue ?? "")"))
         }

@@ -10,20 +10,36 @@ import Synchronization
 /// The echo service under test: the argument goes back as it came, on the loop.
 let echoService = "bench.EchoService"
 
+/// What the gzip benchmark answers: 1 KiB of text that compresses well, serialized once.
+let compressibleAnswer: [UInt8] = {
+    var bytes: [UInt8] = []
+    SimpleSerialization.appendString(String(repeating: "motan gzip benchmark ", count: 49), into: &bytes)
+    return bytes
+}()
+
 func echoRegistry() -> ServiceRegistry {
     var registry = ServiceRegistry()
     registry.handleRaw(service: echoService, method: "echo") { request, responder in
         responder.respond(passingThrough: request)
     }
+    registry.handleRaw(service: echoService, method: "text") { _, responder in
+        responder.respond(writingBody: { $0.append(contentsOf: compressibleAnswer) })
+    }
     return registry
 }
 
 /// A request carrying one 64-byte string argument.
-func echoRequest() -> [UInt8] {
+func echoRequest(method: String = "echo") -> [UInt8] {
     var bytes: [UInt8] = []
-    FrameEncoder.encodeRequest(requestID: 1, service: echoService, method: "echo", into: &bytes) {
+    FrameEncoder.encodeRequest(requestID: 1, service: echoService, method: method, into: &bytes) {
         SimpleSerialization.appendString(String(repeating: "x", count: 64), into: &$0)
     }
+    return bytes
+}
+
+func heartbeatRequest() -> [UInt8] {
+    var bytes: [UInt8] = []
+    FrameEncoder.encodeHeartbeatRequest(requestID: 1, into: &bytes)
     return bytes
 }
 
@@ -34,10 +50,12 @@ final class TransportRig: @unchecked Sendable {
     let server: ServerEndpoint
     let clients: [(MotanFrameLoadClient, TCPConnection)]
 
-    init(connections: Int, depth: Int) async throws {
-        server = try ServerEndpoint(group: serverGroup, services: echoRegistry())
+    init(
+        connections: Int, depth: Int, request: [UInt8] = echoRequest(),
+        configuration: ServerEndpoint.Configuration = .init()
+    ) async throws {
+        server = try ServerEndpoint(group: serverGroup, services: echoRegistry(), configuration: configuration)
         var clients: [(MotanFrameLoadClient, TCPConnection)] = []
-        let request = echoRequest()
         for _ in 0..<connections {
             let client = MotanFrameLoadClient(request: request, depth: depth)
             let connection = try await TCPConnection.connect(
@@ -157,9 +175,17 @@ final class MedianSummary: @unchecked Sendable {
 let benchmarks: @Sendable () -> Void = {
     let configuration = RoundTrip.configuration
 
-    for (name, connections, depth) in [
-        ("motan echo 64B, 1 connection, closed loop", 1, 1),
-        ("motan echo 64B, 16 connections x 16 pipelined", 16, 16),
+    // Server paths that must not allocate per request once warm: the pass-through echo,
+    // heartbeats, routing errors, and gzip answers through the loop's reused zlib streams.
+    for (name, connections, depth, request, serverConfiguration) in [
+        ("motan echo 64B, 1 connection, closed loop", 1, 1, echoRequest(), ServerEndpoint.Configuration()),
+        ("motan echo 64B, 16 connections x 16 pipelined", 16, 16, echoRequest(), .init()),
+        ("motan heartbeats, 16 connections x 16 pipelined", 16, 16, heartbeatRequest(), .init()),
+        ("motan error (unknown method), 16 connections x 16 pipelined", 16, 16, echoRequest(method: "nope"), .init()),
+        (
+            "motan gzip answers 1 KiB, reused zlib streams, 16 connections x 16 pipelined", 16, 16,
+            echoRequest(method: "text"), .init(gzipResponsesAbove: 256)
+        ),
     ] {
         nonisolated(unsafe) var rig: TransportRig!
         let summary = MedianSummary(name)
@@ -174,7 +200,8 @@ let benchmarks: @Sendable () -> Void = {
             benchmark.measurement(RoundTrip.p50, Int(values[0]))
             benchmark.measurement(RoundTrip.p99, Int(values[1]))
         } setup: {
-            rig = try await TransportRig(connections: connections, depth: depth)
+            rig = try await TransportRig(
+                connections: connections, depth: depth, request: request, configuration: serverConfiguration)
         } teardown: {
             summary.print()
             rig.shutdown()

@@ -1,0 +1,105 @@
+import MotanCodec
+import MotanLoop
+import Synchronization
+import Testing
+
+@testable import MotanTransport
+
+/// A responder moved out of its handler call, kept in a class the way an application might.
+final class ResponderSlot: @unchecked Sendable {
+    var responder: Responder?
+}
+
+@Suite("Server hot path")
+struct ServerHotPathTests {
+    static let long = String(repeating: "compressible ", count: 40)
+
+    @Test("bodies longer than gzipResponsesAbove go out gzipped; short and passed-through bodies go out plain")
+    func gzipResponses() async throws {
+        let fixture = try ServerFixture(configuration: .init(gzipResponsesAbove: 100)) { registry in
+            registry.handle(service: "s", method: "long") { _, responder in responder.respond(.string(Self.long)) }
+            registry.handle(service: "s", method: "short") { _, responder in responder.respond(.string("hi")) }
+            registry.handleRaw(service: "s", method: "raw") { request, responder in
+                responder.respond(passingThrough: request)
+            }
+            registry.handle(service: "s", method: "later") { _, responder in
+                let pending = responder.detach()
+                pending.respond(.string(Self.long))
+            }
+            registry.handleRaw(service: "s", method: "serialized") { _, responder in
+                responder.respond(writingBody: { SimpleSerialization.encode(.string(Self.long), into: &$0) })
+            }
+        }
+        defer { fixture.shutdown() }
+        let peer = try await fixture.connectPeer()
+        defer { peer.close() }
+        let methods = ["long", "short", "raw", "later", "serialized", "long"]
+        for (index, method) in methods.enumerated() {
+            peer.send(
+                Frame.request(
+                    requestID: UInt64(index + 1), service: "s", method: method, arguments: [.string(Self.long)]))
+        }
+        for (index, method) in methods.enumerated() {
+            let response = await peer.response(to: UInt64(index + 1))
+            let value = try response?.decodedValues()
+            let expectGzip = method != "short" && method != "raw"
+            #expect(response?.header.isGzipped == expectGzip, "\(method)")
+            #expect(value == [.string(method == "short" ? "hi" : Self.long)], "\(method)")
+        }
+    }
+
+    @Test("a responder answered after its connection closed frees the connection and settles the count")
+    func responderOutlivesItsConnection() async throws {
+        let slot = ResponderSlot()
+        // The peer's close ends the connection once this deadline for unfinished answers passes.
+        let configuration = ServerEndpoint.Configuration(answerDeadlineAfterPeerClose: .milliseconds(20))
+        let fixture = try ServerFixture(configuration: configuration) { registry in
+            registry.handle(service: "s", method: "keep") {
+                (_: borrowing ServerRequest, responder: consuming Responder) in
+                slot.responder = .some(responder)
+            }
+            registry.handle(service: "s", method: "echo") { request, responder in
+                responder.respond(request.arguments.first ?? .null)
+            }
+        }
+        defer { fixture.shutdown() }
+        let peer = try await fixture.connectPeer()
+        peer.send(Frame.request(requestID: 1, service: "s", method: "keep"))
+        peer.send(Frame.request(requestID: 2, service: "s", method: "echo", arguments: ["x"]))
+        #expect(try await peer.response(to: 2)?.decodedValues() == ["x"])
+        #expect(fixture.server.requestsInFlight == 1)
+        peer.close()
+        #expect(await eventually { fixture.server.statistics.openConnections == 0 })
+        // Answering now writes nothing, but must neither crash nor leak the in-flight slot.
+        fixture.group.loops[0].runSync {
+            slot.responder.take()?.respond(.string("late"))
+        }
+        #expect(fixture.server.requestsInFlight == 0)
+        // A responder dropped after the close answers "dropped" to nobody, just as safely.
+        let again = try await fixture.connectPeer()
+        again.send(Frame.request(requestID: 3, service: "s", method: "keep"))
+        #expect(await eventually { fixture.server.requestsInFlight == 1 })
+        again.close()
+        #expect(await eventually { fixture.server.statistics.openConnections == 0 })
+        fixture.group.loops[0].runSync { slot.responder = nil }
+        #expect(fixture.server.requestsInFlight == 0)
+    }
+
+    @Test("routing errors name the service or method from the wire bytes, escaped as JSON")
+    func routingErrorsFromWireBytes() async throws {
+        let fixture = try ServerFixture { registry in
+            registry.handle(service: "s", method: "m") { _, responder in responder.respond(.null) }
+        }
+        defer { fixture.shutdown() }
+        let peer = try await fixture.connectPeer()
+        defer { peer.close() }
+        peer.send(Frame.request(requestID: 1, service: "no\"such", method: "m"))
+        peer.send(Frame.request(requestID: 2, service: "s", method: "nä"))
+        #expect(
+            await peer.response(to: 1)?.meta[MetaKey.exception]
+                == #"{"errcode":404,"errmsg":"provider not exist serviceKey=no\"such","errtype":1}"#)
+        #expect(
+            await peer.response(to: 2)?.meta[MetaKey.exception]
+                == #"{"errcode":500,"errmsg":"method nä is not found in provider.","errtype":1}"#)
+    }
+}

@@ -152,7 +152,7 @@ struct LengthPrefixedEchoTests {
             return handler
         }
         defer { server.close() }
-        let client = try await RawPeer.connectCollecting(to: TCPAddress(host: "127.0.0.1", port: server.port), on: loop)
+        let client = try await BytePeer.connectCollecting(to: TCPAddress(host: "127.0.0.1", port: server.port), on: loop)
         #expect(await eventually { serverSide.value != nil })
         let stream = Self.stream()
         // Hand the handler the reads a peer could cause, piece by piece, on its loop: the kernel
@@ -190,7 +190,7 @@ final class CollectingPeer: TCPConnectionDelegate, @unchecked Sendable {
     func close() { loop.runSync { self.connection?.close() } }
 }
 
-extension RawPeer {
+extension BytePeer {
     static func connectCollecting(to address: TCPAddress, on loop: UVEventLoop) async throws -> CollectingPeer {
         let peer = CollectingPeer(loop: loop)
         let connection = try await TCPConnection.connect(to: address, on: loop, timeout: .seconds(5)) { peer }

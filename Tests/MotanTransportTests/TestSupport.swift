@@ -88,8 +88,8 @@ final class TestServer: @unchecked Sendable {
     /// A loop for raw peers of this server, shut down before it.
     private let peerGroup = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "test-peer")
 
-    func connectPeer() async throws -> RawPeer {
-        try await RawPeer.connect(to: address, on: peerGroup.loops[0])
+    func connectPeer() async throws -> BytePeer {
+        try await BytePeer.connect(to: address, on: peerGroup.loops[0])
     }
 
     func releaseHeld() {
@@ -114,61 +114,6 @@ struct DemoFailure: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-/// A bare TCP peer that sends raw bytes and decodes whatever frames come back.
-final class RawPeer: TCPConnectionDelegate, @unchecked Sendable {
-    let frames = Box<[Frame]>([])
-    let closeReason = Box<CloseReason?>(nil)
-    let decodeError = Box<MotanCodecError?>(nil)
-    private var decoder = FrameDecoder()
-    private var connection: TCPConnection?
-    let loop: UVEventLoop
-
-    private init(loop: UVEventLoop) { self.loop = loop }
-
-    static func connect(to address: TCPAddress, on loop: UVEventLoop) async throws -> RawPeer {
-        let peer = RawPeer(loop: loop)
-        let connection = try await TCPConnection.connect(
-            to: address, on: loop, timeout: .seconds(2)
-        ) { peer }
-        loop.runSync { peer.connection = connection }
-        return peer
-    }
-
-    func send(_ bytes: [UInt8]) {
-        loop.execute { self.connection?.writeAndFlush(bytes) }
-    }
-
-    func send(_ frame: Frame) {
-        var bytes: [UInt8] = []
-        FrameEncoder.encode(frame, into: &bytes)
-        send(bytes)
-    }
-
-    func close() {
-        loop.runSync { self.connection?.close() }
-    }
-
-    var isClosed: Bool { closeReason.value != nil }
-
-    func connectionDidRead(_ connection: TCPConnection, _ bytes: UnsafeRawBufferPointer) {
-        decoder.feed(bytes)
-        do {
-            while let frame = try decoder.next() { frames.mutate { $0.append(frame) } }
-        } catch {
-            decodeError.mutate { $0 = error }
-        }
-    }
-
-    func connectionDidClose(_ connection: TCPConnection, reason: CloseReason) {
-        closeReason.mutate { $0 = reason }
-    }
-
-    /// Waits for the first frame answering `requestID`.
-    func response(to requestID: UInt64, timeout: Duration = .seconds(3)) async -> Frame? {
-        _ = await eventually(timeout: timeout) { frames.value.contains { $0.requestID == requestID } }
-        return frames.value.first { $0.requestID == requestID }
-    }
-}
 
 func requestFrame(
     id: UInt64, service: String = TestService.name, method: String = "echo",

@@ -197,8 +197,12 @@ public final class ZooKeeperClient: @unchecked Sendable {
         let connection = ZooKeeperConnection(
             client: self, address: address, maxPacketSize: configuration.maxPacketSize)
         self.connection = connection
-        // Java gives each server an equal share of the session timeout to answer.
-        let share = Duration.milliseconds(max(500, timeoutMilliseconds / UInt64(servers.count)))
+        // Java gives each server an equal share of the session timeout to answer. A handshake
+        // normally takes milliseconds, so no attempt waits more than a third of the session: a
+        // server that accepted while still starting (and never answers) is left in time to try
+        // again before the session expires, even with a single server.
+        let share = Duration.milliseconds(
+            max(500, min(timeoutMilliseconds / UInt64(servers.count), timeoutMilliseconds / 3)))
         attemptTimer = loop.scheduleTimer(after: share) { [weak self, weak connection] in
             guard let self, let connection, connection === self.connection else { return }
             self.attemptTimer = nil

@@ -16,8 +16,11 @@ import Synchronization
 ///   the caller, who closes them afterwards.
 public final class MotanServer: Sendable {
     public struct Configuration: Sendable {
-        /// Listening address; also the host registries publish, so clients must reach it.
+        /// Listening address.
         public var host: String
+        /// The host registries publish for clients to reach; nil: `host`. Required when `host` is
+        /// a wildcard address (`0.0.0.0`, `::`), which no client can call.
+        public var advertisedHost: String?
         /// 0 picks a free port.
         public var port: Int
         public var group: String
@@ -38,7 +41,8 @@ public final class MotanServer: Sendable {
         public var logger: Logger
 
         public init(
-            host: String = "127.0.0.1", port: Int = 0, group: String = MotanURL.defaultGroup,
+            host: String = "127.0.0.1", advertisedHost: String? = nil, port: Int = 0,
+            group: String = MotanURL.defaultGroup,
             parameters: [String: String] = [:], registries: [any Registry] = [],
             switcher: Switcher = .shared, propagationWait: Duration? = nil,
             drainTimeout: Duration = .seconds(10), switchOffOnShutdown: Bool = true,
@@ -47,6 +51,7 @@ public final class MotanServer: Sendable {
             logger: Logger = Logger(label: "motan.server")
         ) {
             self.host = host
+            self.advertisedHost = advertisedHost
             self.port = port
             self.group = group
             self.parameters = parameters
@@ -75,6 +80,7 @@ public final class MotanServer: Sendable {
         var endpoint: ServerEndpoint?
         var announcer: ServiceAnnouncer?
         var urls: [MotanURL] = []
+        var starting = false
         var drained = true
         var published: ServerStatistics?
     }
@@ -120,7 +126,17 @@ public final class MotanServer: Sendable {
 
     /// Listens and registers every service, unavailable until the heartbeat switch is on.
     public func start() async throws(MotanServerError) {
-        guard state.withLock({ $0.phase }) == .idle else { throw .alreadyStarted }
+        let claimed = state.withLock { state in
+            guard state.phase == .idle, !state.starting else { return false }
+            state.starting = true
+            return true
+        }
+        guard claimed else { throw .alreadyStarted }
+        defer { state.withLock { $0.starting = false } }
+        let published = configuration.advertisedHost ?? configuration.host
+        guard !["0.0.0.0", "::", "[::]"].contains(published) || configuration.registries.isEmpty else {
+            throw .wildcardHostInRegistry(configuration.host)
+        }
         var endpointConfiguration = configuration.endpoint
         endpointConfiguration.host = configuration.host
         endpointConfiguration.port = configuration.port
@@ -163,7 +179,7 @@ public final class MotanServer: Sendable {
         parameters["serialization"] = "simple"
         parameters["export"] = "motan2:\(port)"
         return MotanURL(
-            protocol: "motan2", host: configuration.host, port: port, path: path,
+            protocol: "motan2", host: configuration.advertisedHost ?? configuration.host, port: port, path: path,
             parameters: parameters)
     }
 
@@ -237,11 +253,15 @@ public final class MotanServer: Sendable {
 public enum MotanServerError: Error, Sendable, CustomStringConvertible {
     case alreadyStarted
     case transport(TransportError)
+    /// Listening on a wildcard address with registries but no `advertisedHost` to publish.
+    case wildcardHostInRegistry(String)
 
     public var description: String {
         switch self {
         case .alreadyStarted: "the server was started already"
         case .transport(let error): error.description
+        case .wildcardHostInRegistry(let host):
+            "listening on \(host) publishes an address no client can call: set advertisedHost (motan serve --advertise-host)"
         }
     }
 }

@@ -27,8 +27,11 @@ struct ServeCommand: AsyncParsableCommand {
             wait for subscribers, stop accepting, answer what is in flight, exit 0.
             """)
 
-    @Option(help: "Address to listen on; also the host published in registries.")
+    @Option(help: "Address to listen on; also the host published in registries unless --advertise-host is given.")
     var host: String = "127.0.0.1"
+
+    @Option(help: "Host published in registries for clients to call (needed when --host is 0.0.0.0 or ::).")
+    var advertiseHost: String?
 
     @Option(help: "Port to listen on; 0 picks a free one (printed on start).")
     var port: Int
@@ -105,7 +108,8 @@ struct ServeCommand: AsyncParsableCommand {
         let server = MotanServer(
             group: serverGroup, services: MotanDemoService.registry(),
             configuration: .init(
-                host: host, port: port, group: group, parameters: ["application": "motan-swift-serve"],
+                host: host, advertisedHost: advertiseHost, port: port, group: group,
+                parameters: ["application": "motan-swift-serve"],
                 registries: made, switcher: switcher,
                 propagationWait: propagationWait.map { .milliseconds($0) },
                 drainTimeout: .milliseconds(gracePeriod),

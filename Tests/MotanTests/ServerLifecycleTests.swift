@@ -170,4 +170,27 @@ struct ServerLifecycleTests {
         await client.close()
         await rig.shutdownGroups()
     }
+
+    @Test("a wildcard listening address needs an advertised host before it enters a registry")
+    func advertisedHost() async throws {
+        let group = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "lc-advertise")
+        let registry = LocalRegistry(loop: group.loops[0])
+        var services = ServiceRegistry()
+        services.handleAsync(service: LifecycleRig.service, method: "echo") { $0.arguments.first ?? .null }
+        let wildcard = MotanServer(
+            group: group, services: services,
+            configuration: .init(host: "0.0.0.0", registries: [registry], switcher: Switcher()))
+        await #expect(throws: MotanServerError.self) { try await wildcard.start() }
+        #expect(wildcard.phase == .idle)
+        let advertised = MotanServer(
+            group: group, services: services,
+            configuration: .init(
+                host: "0.0.0.0", advertisedHost: "127.0.0.1", registries: [registry], switcher: Switcher(),
+                propagationWait: .zero))
+        try await advertised.start()
+        #expect(await registry.registrations().map(\.url.host) == ["127.0.0.1"])
+        await advertised.shutdown()
+        await registry.close()
+        await group.shutdown()
+    }
 }

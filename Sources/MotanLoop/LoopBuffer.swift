@@ -108,27 +108,40 @@ extension UVEventLoop {
     }
 }
 
-/// Per-loop free list of standard-size buffers. Loop thread only.
+/// Per-loop free list of standard-size buffers. Loop thread only. The list lives behind a
+/// pointer: it is touched on every write, and a class's stored array would cost a dynamic
+/// exclusivity check per access.
 final class LoopBufferPool {
     let chunkSize: Int
-    private var free: [LoopBuffer] = []
+    private let free: UnsafeMutablePointer<[LoopBuffer]>
     private let maxPooled = 256
 
-    init(chunkSize: Int) { self.chunkSize = chunkSize }
+    init(chunkSize: Int) {
+        self.chunkSize = chunkSize
+        free = .allocate(capacity: 1)
+        free.initialize(to: [])
+    }
 
+    deinit {
+        free.deinitialize(count: 1)
+        free.deallocate()
+    }
+
+    @inline(__always)
     func take(minimumCapacity: Int) -> LoopBuffer {
-        if minimumCapacity <= chunkSize, let buffer = free.popLast() {
+        if minimumCapacity <= chunkSize, let buffer = free.pointee.popLast() {
             return buffer
         }
         return LoopBuffer(capacity: max(minimumCapacity, chunkSize))
     }
 
     /// Only standard-size buffers are kept; an oversize one is freed so one large write does not pin memory.
+    @inline(__always)
     func recycle(_ buffer: LoopBuffer) {
-        guard buffer.capacity == chunkSize, free.count < maxPooled else { return }
+        guard buffer.capacity == chunkSize, free.pointee.count < maxPooled else { return }
         buffer.clear()
-        free.append(buffer)
+        free.pointee.append(buffer)
     }
 
-    func drain() { free.removeAll() }
+    func drain() { free.pointee.removeAll() }
 }

@@ -127,16 +127,58 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
             pendingWriteBytes: pendingBytes, isWriteShutDown: writeShutDown, isReadEOF: readEOF)
     }
 
-    private var currentState: State
-    private var currentDelegate: TCPConnectionDelegate?
+    /// The state the read and write paths touch on every call. Kept behind a pointer: stored
+    /// properties of a class pay a dynamic exclusivity check on each access, this memory none.
+    private struct Hot {
+        var state: State
+        var delegate: TCPConnectionDelegate?
+        var highWatermark = 1 << 20
+        var lowWatermark = 256 << 10
+        var writable = true
+        var pendingBytes = 0
+        var writeShutDown = false
+        var readEOF = false
+        var queued: [LoopBuffer] = []
+        var queuedCompletions: [WriteCompletion] = []
+        var queuedBytes = 0
+        var sealedTail = false
+    }
+    private let hot: UnsafeMutablePointer<Hot>
+
+    private var currentState: State {
+        get { hot.pointee.state }
+        set { hot.pointee.state = newValue }
+    }
+    private var currentDelegate: TCPConnectionDelegate? {
+        get { hot.pointee.delegate }
+        set { hot.pointee.delegate = newValue }
+    }
     private var currentCloseReason: CloseReason?
     private var currentUserData: AnyObject?
-    private var currentHighWatermark = 1 << 20
-    private var currentLowWatermark = 256 << 10
-    private var writable = true
-    private var pendingBytes = 0
-    private var writeShutDown = false
-    private var readEOF = false
+    private var currentHighWatermark: Int {
+        get { hot.pointee.highWatermark }
+        set { hot.pointee.highWatermark = newValue }
+    }
+    private var currentLowWatermark: Int {
+        get { hot.pointee.lowWatermark }
+        set { hot.pointee.lowWatermark = newValue }
+    }
+    private var writable: Bool {
+        get { hot.pointee.writable }
+        set { hot.pointee.writable = newValue }
+    }
+    private var pendingBytes: Int {
+        get { hot.pointee.pendingBytes }
+        set { hot.pointee.pendingBytes = newValue }
+    }
+    private var writeShutDown: Bool {
+        get { hot.pointee.writeShutDown }
+        set { hot.pointee.writeShutDown = newValue }
+    }
+    private var readEOF: Bool {
+        get { hot.pointee.readEOF }
+        set { hot.pointee.readEOF = newValue }
+    }
 
     let handle: UnsafeMutablePointer<uv_tcp_t>
     private var connectRequest: UnsafeMutablePointer<uv_connect_t>?
@@ -146,10 +188,6 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     private var connectAddress: TCPAddress?
     private var wasOpen = false
 
-    private var queued: [LoopBuffer] = []
-    private var queuedCompletions: [WriteCompletion] = []
-    private var queuedBytes = 0
-    private var sealedTail = false
     private var shutdownCompletion: WriteCompletion?
 
     private var stream: UnsafeMutablePointer<uv_stream_t> {
@@ -162,10 +200,16 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     /// A handle on `loop`, not yet connected; the object lives until its close callback.
     init(loop: UVEventLoop, state: State) {
         self.loop = loop
-        self.currentState = state
+        hot = .allocate(capacity: 1)
+        hot.initialize(to: Hot(state: state))
         handle = .allocate(capacity: 1)
         uv_tcp_init(loop.uvLoop, handle)
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+    }
+
+    deinit {
+        hot.deinitialize(count: 1)
+        hot.deallocate()
     }
 
     // MARK: connect
@@ -339,13 +383,14 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
         guard acceptsWrites(completion) else { return }
         let count = bytes.count
         if count > 0 {
-            if !sealedTail, let tail = queued.last, tail.writableBytes >= count {
+            let hot = self.hot
+            if !hot.pointee.sealedTail, let tail = hot.pointee.queued.last, tail.writableBytes >= count {
                 tail.write(bytes)
             } else {
                 let chunk = loop.bufferPool.take(minimumCapacity: count)
                 chunk.write(bytes)
-                queued.append(chunk)
-                sealedTail = false
+                hot.pointee.queued.append(chunk)
+                hot.pointee.sealedTail = false
             }
         }
         enqueued(count, completion)
@@ -359,8 +404,8 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     public func write(buffer: LoopBuffer, completion: WriteCompletion? = nil) {
         loop.preconditionInEventLoop()
         guard acceptsWrites(completion) else { return }
-        queued.append(buffer)
-        sealedTail = true
+        hot.pointee.queued.append(buffer)
+        hot.pointee.sealedTail = true
         enqueued(buffer.readableBytes, completion)
     }
 
@@ -369,7 +414,14 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
         flush()
     }
 
+    @inline(__always)
     private func acceptsWrites(_ completion: WriteCompletion?) -> Bool {
+        let hot = self.hot
+        if _fastPath(hot.pointee.state == .open && !hot.pointee.writeShutDown) { return true }
+        return refuseWrite(completion)
+    }
+
+    private func refuseWrite(_ completion: WriteCompletion?) -> Bool {
         if currentState == .closing || currentState == .closed {
             completion?(.failure(.connectionClosed(currentCloseReason ?? .local)))
             return false
@@ -381,12 +433,14 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
         return true
     }
 
+    @inline(__always)
     private func enqueued(_ count: Int, _ completion: WriteCompletion?) {
-        if let completion { queuedCompletions.append(completion) }
-        queuedBytes += count
-        pendingBytes += count
-        if writable && pendingBytes > currentHighWatermark {
-            writable = false
+        let hot = self.hot
+        if let completion { hot.pointee.queuedCompletions.append(completion) }
+        hot.pointee.queuedBytes += count
+        hot.pointee.pendingBytes += count
+        if hot.pointee.writable && hot.pointee.pendingBytes > hot.pointee.highWatermark {
+            hot.pointee.writable = false
             currentDelegate?.connectionWritabilityChanged(self, isWritable: false)
         }
     }
@@ -394,45 +448,56 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
     /// Sends everything queued in one `uv_write`.
     public func flush() {
         loop.preconditionInEventLoop()
-        guard currentState == .open, !queued.isEmpty || !queuedCompletions.isEmpty else { return }
+        let hot = self.hot
+        guard hot.pointee.state == .open,
+            !hot.pointee.queued.isEmpty || !hot.pointee.queuedCompletions.isEmpty
+        else { return }
         let request = loop.writeRequestPool.take()
-        swap(&request.chunks, &queued)
-        swap(&request.completions, &queuedCompletions)
-        request.byteCount = queuedBytes
-        queuedBytes = 0
-        sealedTail = false
-        request.connection = self
-        request.request.pointee.data = Unmanaged.passRetained(request).toOpaque()
-        let count = request.prepareBuffers()
-        let rc = uv_write(request.request, stream, request.buffers, count) { request, status in
-            let write = Unmanaged<WriteRequest>.fromOpaque(request!.pointee.data).takeRetainedValue()
-            write.connection!.writeFinished(write, status: status)
+        swap(&request.pointee.chunks, &hot.pointee.queued)
+        if !hot.pointee.queuedCompletions.isEmpty {
+            swap(&request.pointee.completions, &hot.pointee.queuedCompletions)
         }
-        if rc != 0 {
-            Unmanaged<WriteRequest>.fromOpaque(request.request.pointee.data!).release()
-            writeFinished(request, status: rc)
+        request.pointee.byteCount = hot.pointee.queuedBytes
+        hot.pointee.queuedBytes = 0
+        hot.pointee.sealedTail = false
+        // Unretained: the connection outlives its writes, which libuv completes (or cancels)
+        // before the handle's close callback releases it.
+        request.pointee.connection = Unmanaged.passUnretained(self)
+        let count = request.pointee.prepareBuffers()
+        let rc = uv_write(request.pointee.request, stream, request.pointee.buffers, count) { uvRequest, status in
+            let request = uvRequest!.pointee.data.assumingMemoryBound(to: WriteRequest.self)
+            request.pointee.connection!._withUnsafeGuaranteedRef { $0.writeFinished(request, status: status) }
         }
+        if rc != 0 { writeFinished(request, status: rc) }
     }
 
-    private func writeFinished(_ request: WriteRequest, status: Int32) {
-        pendingBytes -= request.byteCount
-        let result: Result<Void, LoopError>
-        if status == 0 {
-            result = .success(())
-        } else if status == UVError.canceled.code {
-            result = .failure(.connectionClosed(currentCloseReason ?? .local))
-        } else {
-            result = .failure(.writeFailed(UVError(status)))
-        }
-        for chunk in request.chunks { loop.bufferPool.recycle(chunk) }
-        let completions = request.completions
+    private func writeFinished(_ request: UnsafeMutablePointer<WriteRequest>, status: Int32) {
+        let hot = self.hot
+        hot.pointee.pendingBytes -= request.pointee.byteCount
+        let pool = loop.bufferPool
+        for chunk in request.pointee.chunks { pool.recycle(chunk) }
+        request.pointee.chunks.removeAll(keepingCapacity: true)
+        var completions: [WriteCompletion] = []
+        if !request.pointee.completions.isEmpty { swap(&completions, &request.pointee.completions) }
         loop.writeRequestPool.recycle(request)
-        for completion in completions { completion(result) }
+        if !completions.isEmpty {
+            let result: Result<Void, LoopError>
+            if status == 0 {
+                result = .success(())
+            } else if status == UVError.canceled.code {
+                result = .failure(.connectionClosed(currentCloseReason ?? .local))
+            } else {
+                result = .failure(.writeFailed(UVError(status)))
+            }
+            for completion in completions { completion(result) }
+        }
         if status != 0 && status != UVError.canceled.code {
             close(.socketError(UVError(status)))
         }
-        if !writable && pendingBytes < currentLowWatermark && currentState == .open {
-            writable = true
+        if !hot.pointee.writable && hot.pointee.pendingBytes < hot.pointee.lowWatermark
+            && hot.pointee.state == .open
+        {
+            hot.pointee.writable = true
             currentDelegate?.connectionWritabilityChanged(self, isWritable: true)
         }
     }
@@ -483,12 +548,12 @@ public final class TCPConnection: LoopHandleOwner, @unchecked Sendable {
         currentCloseReason = reason
         connectTimer?.cancel()
         connectTimer = nil
-        let failed = queuedCompletions
-        queuedCompletions.removeAll()
-        for chunk in queued { loop.bufferPool.recycle(chunk) }
-        queued.removeAll()
-        pendingBytes -= queuedBytes
-        queuedBytes = 0
+        let failed = hot.pointee.queuedCompletions
+        hot.pointee.queuedCompletions.removeAll()
+        for chunk in hot.pointee.queued { loop.bufferPool.recycle(chunk) }
+        hot.pointee.queued.removeAll()
+        pendingBytes -= hot.pointee.queuedBytes
+        hot.pointee.queuedBytes = 0
         uv_close(rawHandle) { raw in
             let connection = Unmanaged<TCPConnection>.fromOpaque(raw!.pointee.data).takeRetainedValue()
             connection.closeFinished()

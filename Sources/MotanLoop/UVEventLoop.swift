@@ -71,6 +71,9 @@ public final class UVEventLoop: @unchecked Sendable {
 
     /// Every read callback fills this one buffer; reads are consumed synchronously, so one per loop suffices.
     let readBuffer: UnsafeMutableRawBufferPointer
+    /// `loopThreadKey`, copied: the global is lazily made, and reading it costs a once-check on
+    /// every loop-thread check.
+    private let threadKey = loopThreadKey
     let bufferPool: LoopBufferPool
     let writeRequestPool = WriteRequestPool()
 
@@ -184,7 +187,7 @@ public final class UVEventLoop: @unchecked Sendable {
 
     /// True on this loop's thread.
     public var inEventLoop: Bool {
-        pthread_getspecific(loopThreadKey) == Unmanaged.passUnretained(self).toOpaque()
+        pthread_getspecific(threadKey) == Unmanaged.passUnretained(self).toOpaque()
     }
 
     /// The loop whose thread this is; nil off every loop thread.

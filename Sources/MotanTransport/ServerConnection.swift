@@ -1,6 +1,7 @@
 import Logging
 import MotanCodec
 import MotanLoop
+import Synchronization
 
 /// One accepted connection: bytes → frames → handler chain → responses → one batched write.
 /// Lives on its loop; nothing here locks or blocks.
@@ -56,8 +57,9 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     var inFlight: Int { hot.pointee.inFlight }
     /// Requests whose handler returned unanswered (held or detached responders, async
     /// handlers). While there are any, the connection keeps itself alive, because responders
-    /// refer to it unretained.
-    private var escaped = 0
+    /// refer to it unretained. Atomic because the last ones may end off the loop, once the loop
+    /// has shut down and refuses their answers.
+    private let escaped = Atomic<Int>(0)
     private var inProcessing: Bool {
         get { hot.pointee.inProcessing }
         set { hot.pointee.inProcessing = newValue }
@@ -212,9 +214,8 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     func endCall() {
         hot.pointee.currentCall = 0
         guard !hot.pointee.currentCallAnswered else { return }
-        escaped += 1
         server.counters.inFlight.add(1, ordering: .relaxed)
-        if escaped == 1 { _ = Unmanaged.passUnretained(self).retain() }
+        if escaped.add(1, ordering: .relaxed).newValue == 1 { _ = Unmanaged.passUnretained(self).retain() }
     }
 
     /// Answers with a body that is already in its wire form (`gzipped`: gzip data). A body
@@ -314,7 +315,17 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         if loop.inEventLoop {
             work()
         } else if !loop.execute(work) {
+            // The loop has shut down (its sweep closed this connection): the answer has nowhere
+            // to go, but the hold it kept on the connection must still end.
             server.counters.inFlight.subtract(1, ordering: .relaxed)
+            releaseEscaped()
+        }
+    }
+
+    /// One held or detached request is over; the last one ends the connection's hold on itself.
+    private func releaseEscaped() {
+        if escaped.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+            Unmanaged.passUnretained(self).release()
         }
     }
 
@@ -431,9 +442,8 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         }
         if wasEscaped {
             server.counters.inFlight.subtract(1, ordering: .relaxed)
-            escaped -= 1
             // Last: this may free the connection once it is closed.
-            if escaped == 0 { Unmanaged.passUnretained(self).release() }
+            releaseEscaped()
         }
     }
 

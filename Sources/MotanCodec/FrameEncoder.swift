@@ -126,13 +126,7 @@ public enum FrameEncoder {
         requestID: UInt64, error: MotanErrorInfo, processTime: Int? = 0, extraMeta: Meta = Meta(),
         into output: inout [UInt8]
     ) {
-        appendHeader(FrameHeader(flags: .response, status: 1, requestID: requestID), into: &output)
-        let metaAt = reserveSize(&output)
-        var first = true
-        if let processTime { appendProcessTime(processTime, first: &first, into: &output) }
-        appendSeparator(first: &first, into: &output)
-        output.append(contentsOf: MetaKey.exception.utf8)
-        output.append(MetaBytes.lf)
+        var (metaAt, first) = appendErrorPrologue(requestID: requestID, processTime: processTime, into: &output)
         error.appendJSON(into: &output)
         appendMeta(extraMeta, skipping: .response, first: &first, into: &output)
         patchSize(at: metaAt, in: &output)
@@ -148,13 +142,7 @@ public enum FrameEncoder {
         messageMiddle middle: UnsafeRawBufferPointer, messageSuffix: StaticString, processTime: Int? = 0,
         into output: inout [UInt8]
     ) {
-        appendHeader(FrameHeader(flags: .response, status: 1, requestID: requestID), into: &output)
-        let metaAt = reserveSize(&output)
-        var first = true
-        if let processTime { appendProcessTime(processTime, first: &first, into: &output) }
-        appendSeparator(first: &first, into: &output)
-        output.append(contentsOf: MetaKey.exception.utf8)
-        output.append(MetaBytes.lf)
+        let (metaAt, _) = appendErrorPrologue(requestID: requestID, processTime: processTime, into: &output)
         output.append(contentsOf: #"{"errcode":"#.utf8)
         appendDecimal(errcode, into: &output)
         output.append(contentsOf: #","errmsg":""#.utf8)
@@ -170,6 +158,23 @@ public enum FrameEncoder {
         output.append(UInt8(ascii: "}"))
         patchSize(at: metaAt, in: &output)
         appendUInt32(0, into: &output)
+    }
+
+    /// What both exception encoders start with: the status-1 header, the meta's size slot, `M_pt`
+    /// (unless nil) and the `M_e` key; the caller writes the JSON value. Returns the size slot and
+    /// whether the meta is still empty.
+    @inline(__always)
+    private static func appendErrorPrologue(
+        requestID: UInt64, processTime: Int?, into output: inout [UInt8]
+    ) -> (metaAt: Int, first: Bool) {
+        appendHeader(FrameHeader(flags: .response, status: 1, requestID: requestID), into: &output)
+        let metaAt = reserveSize(&output)
+        var first = true
+        if let processTime { appendProcessTime(processTime, first: &first, into: &output) }
+        appendSeparator(first: &first, into: &output)
+        output.append(contentsOf: MetaKey.exception.utf8)
+        output.append(MetaBytes.lf)
+        return (metaAt, first)
     }
 
     private static func appendEscaped(_ text: StaticString, into output: inout [UInt8]) {

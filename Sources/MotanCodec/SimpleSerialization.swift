@@ -19,55 +19,84 @@ public enum SimpleSerialization {
     }
 
     public static func encode(_ value: SimpleValue, into output: inout [UInt8]) {
+        write(value, to: &output)
+    }
+
+    /// The number of bytes `value` encodes to.
+    public static func encodedCount(_ value: SimpleValue) -> Int {
+        var counter = SimpleByteCounter()
+        write(value, to: &counter)
+        return counter.count
+    }
+
+    /// Encodes `value` into `destination`, which must hold at least `encodedCount(value)`
+    /// bytes (a smaller one traps, it is never overrun), and returns how many it wrote: for writers that size their space first and then
+    /// write in place, with no intermediate array.
+    @discardableResult
+    public static func encode(_ value: SimpleValue, to destination: UnsafeMutableRawBufferPointer) -> Int {
+        var writer = SimpleMemoryWriter(destination)
+        write(value, to: &writer)
+        return writer.count
+    }
+
+    /// The one encoder: arrays, byte counting and in-place writes all run this code.
+    static func write<Sink: SimpleSink>(_ value: SimpleValue, to output: inout Sink) {
         switch value {
         case .null:
-            output.append(0)
+            output.put(0)
         case .string(let string):
-            appendString(string, into: &output)
+            output.put(1)
+            writeLengthPrefixed(string, to: &output)
         case .stringMap(let pairs):
-            appendContainer(tag: 2, into: &output) { out in
+            writeContainer(tag: 2, to: &output) { out in
                 for pair in pairs {
-                    appendLengthPrefixed(pair.key, into: &out)
-                    appendLengthPrefixed(pair.value, into: &out)
+                    writeLengthPrefixed(pair.key, to: &out)
+                    writeLengthPrefixed(pair.value, to: &out)
                 }
             }
         case .bytes(let bytes):
-            output.append(3)
-            bytes.withUnsafeBytes { appendLengthPrefixed($0, into: &output) }
+            output.put(3)
+            bytes.withUnsafeBytes { writeLengthPrefixed($0, to: &output) }
         case .stringArray(let strings):
-            appendContainer(tag: 4, into: &output) { out in
-                for string in strings { appendLengthPrefixed(string, into: &out) }
+            writeContainer(tag: 4, to: &output) { out in
+                for string in strings { writeLengthPrefixed(string, to: &out) }
             }
         case .bool(let flag):
-            appendBool(flag, into: &output)
+            output.put(5)
+            output.put(flag ? 1 : 0)
         case .byte(let byte):
-            output.append(6)
-            output.append(byte)
+            output.put(6)
+            output.put(byte)
         case .int16(let number):
-            output.append(7)
+            output.put(7)
             let bits = UInt16(bitPattern: number)
-            output.append(UInt8(truncatingIfNeeded: bits >> 8))
-            output.append(UInt8(truncatingIfNeeded: bits))
+            output.put(UInt8(truncatingIfNeeded: bits >> 8))
+            output.put(UInt8(truncatingIfNeeded: bits))
         case .int32(let number):
-            appendInt32(number, into: &output)
+            // The ≤ 5-byte form (motan-go, protobuf sint32), never Java's sign-extended 10-byte form.
+            output.put(8)
+            let zigzag = UInt32(bitPattern: (number << 1) ^ (number >> 31))
+            writeVarint(UInt64(zigzag), to: &output)
         case .int64(let number):
-            appendInt64(number, into: &output)
+            output.put(9)
+            writeVarint(UInt64(bitPattern: (number << 1) ^ (number >> 63)), to: &output)
         case .float32(let number):
-            output.append(10)
-            appendUInt32(number.bitPattern, into: &output)
+            output.put(10)
+            writeUInt32(number.bitPattern, to: &output)
         case .float64(let number):
-            output.append(11)
-            appendUInt64(number.bitPattern, into: &output)
+            output.put(11)
+            writeUInt32(UInt32(truncatingIfNeeded: number.bitPattern >> 32), to: &output)
+            writeUInt32(UInt32(truncatingIfNeeded: number.bitPattern), to: &output)
         case .map(let pairs):
-            appendContainer(tag: 20, into: &output) { out in
+            writeContainer(tag: 20, to: &output) { out in
                 for pair in pairs {
-                    encode(pair.key, into: &out)
-                    encode(pair.value, into: &out)
+                    write(pair.key, to: &out)
+                    write(pair.value, to: &out)
                 }
             }
         case .array(let elements):
-            appendContainer(tag: 21, into: &output) { out in
-                for element in elements { encode(element, into: &out) }
+            writeContainer(tag: 21, to: &output) { out in
+                for element in elements { write(element, to: &out) }
             }
         }
     }
@@ -77,85 +106,101 @@ public enum SimpleSerialization {
     public static func appendNull(into output: inout [UInt8]) { output.append(0) }
 
     public static func appendString(_ string: String, into output: inout [UInt8]) {
-        output.append(1)
-        appendLengthPrefixed(string, into: &output)
+        write(.string(string), to: &output)
     }
 
     public static func appendBytes(_ bytes: UnsafeRawBufferPointer, into output: inout [UInt8]) {
         output.append(3)
-        appendLengthPrefixed(bytes, into: &output)
+        writeLengthPrefixed(bytes, to: &output)
     }
 
     public static func appendBool(_ flag: Bool, into output: inout [UInt8]) {
-        output.append(5)
-        output.append(flag ? 1 : 0)
+        write(.bool(flag), to: &output)
     }
 
-    /// The ≤ 5-byte form (motan-go, protobuf sint32), never Java's sign-extended 10-byte form.
     public static func appendInt32(_ number: Int32, into output: inout [UInt8]) {
-        output.append(8)
-        let zigzag = UInt32(bitPattern: (number << 1) ^ (number >> 31))
-        appendVarint(UInt64(zigzag), into: &output)
+        write(.int32(number), to: &output)
     }
 
     public static func appendInt64(_ number: Int64, into output: inout [UInt8]) {
-        output.append(9)
-        let zigzag = UInt64(bitPattern: (number << 1) ^ (number >> 63))
-        appendVarint(zigzag, into: &output)
-    }
-
-    static func appendVarint(_ value: UInt64, into output: inout [UInt8]) {
-        var rest = value
-        while rest >= 0x80 {
-            output.append(UInt8(truncatingIfNeeded: rest) | 0x80)
-            rest >>= 7
-        }
-        output.append(UInt8(rest))
+        write(.int64(number), to: &output)
     }
 
     static func appendUInt32(_ value: UInt32, into output: inout [UInt8]) {
-        output.append(UInt8(truncatingIfNeeded: value >> 24))
-        output.append(UInt8(truncatingIfNeeded: value >> 16))
-        output.append(UInt8(truncatingIfNeeded: value >> 8))
-        output.append(UInt8(truncatingIfNeeded: value))
-    }
-
-    static func appendUInt64(_ value: UInt64, into output: inout [UInt8]) {
-        appendUInt32(UInt32(truncatingIfNeeded: value >> 32), into: &output)
-        appendUInt32(UInt32(truncatingIfNeeded: value), into: &output)
+        writeUInt32(value, to: &output)
     }
 
     static func appendLengthPrefixed(_ string: String, into output: inout [UInt8]) {
-        let utf8 = string.utf8
-        appendUInt32(checkedLength(utf8.count), into: &output)
-        output.append(contentsOf: utf8)
+        writeLengthPrefixed(string, to: &output)
     }
 
     static func appendLengthPrefixed(_ bytes: UnsafeRawBufferPointer, into output: inout [UInt8]) {
-        appendUInt32(checkedLength(bytes.count), into: &output)
-        output.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
+        writeLengthPrefixed(bytes, to: &output)
     }
 
-    /// Containers carry their content's byte length, which is only known afterwards.
-    /// Containers carry the byte length of their content, known only once it is written.
     static func appendContainer(tag: UInt8, into output: inout [UInt8], _ writeContent: (inout [UInt8]) -> Void) {
-        output.append(tag)
-        let lengthAt = reserveLength(&output)
-        writeContent(&output)
-        patchLength(at: lengthAt, in: &output)
+        writeContainer(tag: tag, to: &output, writeContent)
     }
 
+    static func appendVarint(_ value: UInt64, into output: inout [UInt8]) {
+        writeVarint(value, to: &output)
+    }
+
+    static func appendUInt64(_ value: UInt64, into output: inout [UInt8]) {
+        writeUInt32(UInt32(truncatingIfNeeded: value >> 32), to: &output)
+        writeUInt32(UInt32(truncatingIfNeeded: value), to: &output)
+    }
+
+    /// Puts a zero length where a frame part's length goes, and returns where to patch it.
     static func reserveLength(_ output: inout [UInt8]) -> Int {
         let position = output.count
-        appendUInt32(0, into: &output)
+        writeUInt32(0, to: &output)
         return position
     }
 
     static func patchLength(at position: Int, in output: inout [UInt8]) {
-        let length = checkedLength(output.count - position - 4)
-        output.withUnsafeMutableBytes {
-            $0.storeBytes(of: length.bigEndian, toByteOffset: position, as: UInt32.self)
+        output.patchUInt32(checkedLength(output.count - position - 4), at: position)
+    }
+
+    static func writeVarint<Sink: SimpleSink>(_ value: UInt64, to output: inout Sink) {
+        var rest = value
+        while rest >= 0x80 {
+            output.put(UInt8(truncatingIfNeeded: rest) | 0x80)
+            rest >>= 7
         }
+        output.put(UInt8(rest))
+    }
+
+    static func writeUInt32<Sink: SimpleSink>(_ value: UInt32, to output: inout Sink) {
+        withUnsafeBytes(of: value.bigEndian) { output.put($0) }
+    }
+
+    static func writeLengthPrefixed<Sink: SimpleSink>(_ string: String, to output: inout Sink) {
+        let utf8 = string.utf8
+        // Native strings lend their UTF-8 in one piece: one copy instead of a byte-wise walk.
+        let copied: Void? = utf8.withContiguousStorageIfAvailable {
+            writeLengthPrefixed(UnsafeRawBufferPointer($0), to: &output)
+        }
+        if copied == nil {
+            writeUInt32(checkedLength(utf8.count), to: &output)
+            for byte in utf8 { output.put(byte) }
+        }
+    }
+
+    static func writeLengthPrefixed<Sink: SimpleSink>(_ bytes: UnsafeRawBufferPointer, to output: inout Sink) {
+        writeUInt32(checkedLength(bytes.count), to: &output)
+        output.put(bytes)
+    }
+
+    /// Containers carry the byte length of their content, known only once it is written.
+    static func writeContainer<Sink: SimpleSink>(
+        tag: UInt8, to output: inout Sink, _ writeContent: (inout Sink) -> Void
+    ) {
+        output.put(tag)
+        let lengthAt = output.count
+        writeUInt32(0, to: &output)
+        writeContent(&output)
+        output.patchUInt32(checkedLength(output.count - lengthAt - 4), at: lengthAt)
     }
 
     private static func checkedLength(_ count: Int) -> UInt32 {
@@ -174,12 +219,22 @@ public enum SimpleSerialization {
     public static func decode(
         _ body: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth, budget: DecodeBudget = .default
     ) throws(MotanCodecError) -> [SimpleValue] {
-        var reader = SimpleReader(bytes: body, maxDepth: maxDepth, budget: budget)
         var values: [SimpleValue] = []
+        try decode(body, into: &values, maxDepth: maxDepth, budget: budget)
+        return values
+    }
+
+    /// Appends the body's values to `values`, whose storage a caller may reuse from request to
+    /// request (`removeAll(keepingCapacity: true)` first). On a throw, `values` holds what was
+    /// decoded before the error.
+    public static func decode(
+        _ body: UnsafeRawBufferPointer, into values: inout [SimpleValue], maxDepth: Int = defaultMaxDepth,
+        budget: DecodeBudget = .default
+    ) throws(MotanCodecError) {
+        var reader = SimpleReader(bytes: body, maxDepth: maxDepth, budget: budget)
         while reader.position < body.count {
             values.append(try reader.readValue(end: body.count, depth: 0))
         }
-        return values
     }
 
     public static func decode(
@@ -197,13 +252,25 @@ public enum SimpleSerialization {
         _ body: UnsafeRawBufferPointer, gzipped: Bool, maxContentLength: Int,
         budget: DecodeBudget? = nil, gzip context: GzipContext? = nil
     ) throws(MotanCodecError) -> [SimpleValue] {
+        var values: [SimpleValue] = []
+        try decodeBody(
+            body, gzipped: gzipped, maxContentLength: maxContentLength, into: &values, budget: budget, gzip: context)
+        return values
+    }
+
+    /// `decodeBody` appending to `values`, as `decode(_:into:)` does.
+    public static func decodeBody(
+        _ body: UnsafeRawBufferPointer, gzipped: Bool, maxContentLength: Int, into values: inout [SimpleValue],
+        budget: DecodeBudget? = nil, gzip context: GzipContext? = nil
+    ) throws(MotanCodecError) {
         let budget = budget ?? DecodeBudget(contentLimit: maxContentLength)
-        guard gzipped else { return try decode(body, budget: budget) }
+        guard gzipped else { return try decode(body, into: &values, budget: budget) }
         if let context {
             return try context.withDecompressed(body, maxOutput: maxContentLength) {
-                (inflated) throws(MotanCodecError) in try decode(inflated, budget: budget)
+                (inflated) throws(MotanCodecError) in try decode(inflated, into: &values, budget: budget)
             }
         }
-        return try decode(try Gzip.decompress(body, maxOutput: maxContentLength), budget: budget)
+        let inflated = try Gzip.decompress(body, maxOutput: maxContentLength)
+        try inflated.withBytes { (bytes) throws(MotanCodecError) in try decode(bytes, into: &values, budget: budget) }
     }
 }

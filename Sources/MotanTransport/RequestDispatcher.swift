@@ -79,17 +79,20 @@ struct RequestDispatcher: FrameHandler {
 
         switch handler {
         case .onLoop(let body):
-            let arguments: [SimpleValue]
+            var arguments = connection.takeArgumentStorage()
             do {
-                arguments = try ArgumentDecoding.decode(
-                    frame.body, isGzipped: frame.isGzipped, maxContentLength: maxContentLength)
+                try ArgumentDecoding.decode(
+                    frame.body, isGzipped: frame.isGzipped, maxContentLength: maxContentLength, into: &arguments)
             } catch {
+                connection.recycleArgumentStorage(arguments)
                 reject(frame, isOneway, connection, ArgumentDecoding.failure(error))
                 return .proceed
             }
             let ticket = connection.beginCall(requestID: frame.requestID, startedAt: startedAt, isOneway: isOneway)
-            body(ServerRequest(frame: frame, arguments: arguments), Responder(connection: connection, ticket: ticket))
+            let request = ServerRequest(frame: frame, arguments: consume arguments)
+            body(request, Responder(connection: connection, ticket: ticket))
             connection.endCall()
+            connection.recycleArgumentStorage(request.takeArguments())
         case .raw(let body):
             let ticket = connection.beginCall(requestID: frame.requestID, startedAt: startedAt, isOneway: isOneway)
             body(RawServerRequest(frame: frame), Responder(connection: connection, ticket: ticket))

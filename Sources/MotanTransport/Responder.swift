@@ -30,9 +30,7 @@ public struct Responder: ~Copyable {
     /// Answers with one value.
     public consuming func respond(_ value: SimpleValue) {
         let (connection, ticket) = take()
-        connection._withUnsafeGuaranteedRef {
-            $0.answer(ticket) { SimpleSerialization.encode(value, into: &$0) }
-        }
+        connection._withUnsafeGuaranteedRef { $0.answer(ticket, value: value) }
     }
 
     /// Answers with a value that is already simple-serialized (one value, e.g. an argument
@@ -126,7 +124,7 @@ public final class PendingResponse: Sendable {
         let ticket = self.ticket
         connection.onLoop {
             switch result {
-            case .success(let value): connection.answer(ticket) { SimpleSerialization.encode(value, into: &$0) }
+            case .success(let value): connection.answer(ticket, value: value)
             case .failure(let error): connection.answer(ticket, error: error)
             }
         }

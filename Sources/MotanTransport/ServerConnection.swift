@@ -51,6 +51,9 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         var readPaused = false
         /// Closing after the writes: no more frames are taken.
         var finishing = false
+        /// The array on-loop handlers get their arguments in, emptied and reused from request to
+        /// request, so decoding arguments does not allocate one per request.
+        var argumentStorage: [SimpleValue] = []
     }
 
     /// Requests handed to a handler and not answered yet.
@@ -77,6 +80,8 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
 
     /// The largest scratch buffer kept between answers.
     private static let retainedScratchCapacity = 64 * 1024
+    /// The most argument slots kept between requests.
+    private static let retainedArgumentCapacity = 64
 
     var loop: UVEventLoop { connection.loop }
     /// The loop outlives its connections: no reference count for the checks every answer makes.
@@ -209,6 +214,24 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
         return AnswerTicket(requestID: requestID, startedAt: startedAt, isOneway: isOneway, call: call)
     }
 
+    /// An empty array for a request's arguments, with the capacity earlier requests left.
+    func takeArgumentStorage() -> [SimpleValue] {
+        var storage: [SimpleValue] = []
+        swap(&storage, &hot.pointee.argumentStorage)
+        return storage
+    }
+
+    /// Takes back the arguments array once the handler returned. The values go now (a handler
+    /// that kept them holds its own copy); the storage is kept unless it grew large.
+    func recycleArgumentStorage(_ arguments: consuming [SimpleValue]) {
+        var storage = arguments
+        guard storage.capacity <= Self.retainedArgumentCapacity else { return }
+        // Element by element: for the few arguments a request has this is cheaper than the
+        // general `removeAll(keepingCapacity:)`, and it too keeps the storage.
+        while storage.popLast() != nil {}
+        swap(&storage, &hot.pointee.argumentStorage)
+    }
+
     /// The handler returned: an unanswered request now has a responder out there, which refers
     /// to this connection unretained, so the connection holds itself until it is answered.
     func endCall() {
@@ -235,6 +258,28 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
             writeBody(&bytes)
             bytes.withUnsafeBytes { writeResponse(ticket, body: $0, gzipped: false, mayCompress: true) }
             if bytes.capacity <= Self.retainedScratchCapacity { swap(&bytes, &scratch) }
+        }
+        requestFinished(ticket)
+    }
+
+    /// Answers with one value, encoded straight into the batch chunk unless it is big enough
+    /// to be compressed.
+    func answer(_ ticket: AnswerTicket, value: borrowing SimpleValue) {
+        if !ticket.isOneway {
+            let bodyCount = SimpleSerialization.encodedCount(value)
+            let threshold = server.gzipResponsesAbove
+            if threshold > 0 && bodyCount > threshold {
+                return answer(ticket) { SimpleSerialization.encode(copy value, into: &$0) }
+            }
+            let processTime = processTime(ticket)
+            let total = FrameEncoder.responseOverhead(processTime: processTime) + bodyCount
+            let start = reserve(total)
+            let head = FrameEncoder.writeResponseHead(
+                requestID: ticket.requestID, processTime: processTime, bodyCount: bodyCount, gzipped: false,
+                to: start)
+            SimpleSerialization.encode(
+                copy value, to: UnsafeMutableRawBufferPointer(start: start + head, count: bodyCount))
+            commit(total)
         }
         requestFinished(ticket)
     }

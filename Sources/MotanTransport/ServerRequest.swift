@@ -17,6 +17,9 @@ public struct ServerRequest: ~Copyable {
         self.arguments = arguments
     }
 
+    /// Ends the request, handing its arguments array back for reuse.
+    consuming func takeArguments() -> [SimpleValue] { arguments }
+
     public var requestID: UInt64 { frame.requestID }
     public var flags: MessageFlags { frame.flags }
     public var service: String { frame.service ?? "" }
@@ -98,8 +101,16 @@ enum ArgumentDecoding {
     static func decode(
         _ body: UnsafeRawBufferPointer, isGzipped: Bool, maxContentLength: Int
     ) throws(MotanCodecError) -> [SimpleValue] {
+        var values: [SimpleValue] = []
+        try decode(body, isGzipped: isGzipped, maxContentLength: maxContentLength, into: &values)
+        return values
+    }
+
+    static func decode(
+        _ body: UnsafeRawBufferPointer, isGzipped: Bool, maxContentLength: Int, into values: inout [SimpleValue]
+    ) throws(MotanCodecError) {
         try SimpleSerialization.decodeBody(
-            body, gzipped: isGzipped, maxContentLength: maxContentLength,
+            body, gzipped: isGzipped, maxContentLength: maxContentLength, into: &values,
             budget: DecodeBudget(contentLimit: maxContentLength))
     }
 

@@ -149,6 +149,25 @@ struct PropertyTests {
         }
     }
 
+    @Test func countingAndInPlaceEncodingAgreeWithTheArrayEncoder() async {
+        await propertyCheck(count: 500, input: valuesGenerator) { values throws in
+            for value in values {
+                var expected: [UInt8] = []
+                SimpleSerialization.encode(value, into: &expected)
+                #expect(SimpleSerialization.encodedCount(value) == expected.count)
+                // One spare byte on each side: the writer must touch exactly its bytes.
+                var space = [UInt8](repeating: 0xEE, count: expected.count + 2)
+                let written = space.withUnsafeMutableBytes {
+                    SimpleSerialization.encode(
+                        value, to: UnsafeMutableRawBufferPointer(rebasing: $0[1..<(expected.count + 1)]))
+                }
+                #expect(written == expected.count)
+                #expect(Array(space[1..<(expected.count + 1)]) == expected)
+                #expect(space.first == 0xEE && space.last == 0xEE)
+            }
+        }
+    }
+
     @Test func javaSignExtendedInt32DecodesToTheSameValue() async {
         await propertyCheck(count: 300, input: Gen.int32()) { number throws in
             let zigzag = UInt32(bitPattern: (number << 1) ^ (number >> 31))

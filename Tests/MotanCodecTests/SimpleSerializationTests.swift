@@ -119,6 +119,23 @@ struct SimpleSerializationTests {
 
     // MARK: Malformed bodies
 
+    @Test func inPlaceEncodingNeverWritesPastItsSpace() async {
+        await #expect(processExitsWith: .failure) {
+            var space = [UInt8](repeating: 0, count: 8)
+            space.withUnsafeMutableBytes {
+                _ = SimpleSerialization.encode(.string("longer than eight bytes"), to: $0)
+            }
+        }
+    }
+
+    @Test func decodingIntoAppendsToWhatIsThere() throws {
+        var values: [SimpleValue] = [.int32(1)]
+        try SimpleSerialization.encode([.string("a"), .bool(true)]).withUnsafeBytes {
+            try SimpleSerialization.decode($0, into: &values)
+        }
+        #expect(values == [.int32(1), .string("a"), .bool(true)])
+    }
+
     @Test func unknownTagsAreRejected() {
         for tag: UInt8 in [12, 13, 19, 22, 0xFF] {
             #expect(throws: MotanCodecError.simpleUnknownTag(tag, offset: 2)) {

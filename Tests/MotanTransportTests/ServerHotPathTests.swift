@@ -48,6 +48,52 @@ struct ServerHotPathTests {
         }
     }
 
+    @Test("arguments a handler keeps stay as they were while later requests reuse the argument storage")
+    func keptArgumentsSurviveReuse() async throws {
+        let kept = Mutex<[[SimpleValue]]>([])
+        let fixture = try ServerFixture { registry in
+            registry.handle(service: "s", method: "keep") { request, responder in
+                if request.arguments.first == .string("keep me") { kept.withLock { $0.append(request.arguments) } }
+                responder.respond(request.arguments.last ?? .null)
+            }
+        }
+        defer { fixture.shutdown() }
+        let peer = try await fixture.connectPeer()
+        defer { peer.close() }
+        let keptArguments: [SimpleValue] = [.string("keep me"), .int64(42), .array([.string("nested")])]
+        peer.send(Frame.request(requestID: 1, service: "s", method: "keep", arguments: keptArguments))
+        // Later requests in the same reads, with more and fewer arguments than the kept one.
+        for id in 2...40 {
+            let arguments = (0..<(id % 5)).map { SimpleValue.string("request \(id) argument \($0)") }
+            peer.send(Frame.request(requestID: UInt64(id), service: "s", method: "keep", arguments: arguments))
+        }
+        for id in 1...40 {
+            let response = await peer.response(to: UInt64(id))
+            let expected: SimpleValue =
+                id == 1
+                ? .array([.string("nested")]) : id % 5 == 0 ? .null : .string("request \(id) argument \(id % 5 - 1)")
+            #expect(try response?.decodedValues() == [expected], "request \(id)")
+        }
+        #expect(kept.withLock { $0 } == [keptArguments])
+    }
+
+    @Test("a value answer larger than a write chunk goes out whole")
+    func largeValueAnswer() async throws {
+        let large = String(repeating: "0123456789abcdef", count: 40_000)
+        let fixture = try ServerFixture { registry in
+            registry.handle(service: "s", method: "large") { _, responder in responder.respond(.string(large)) }
+        }
+        defer { fixture.shutdown() }
+        let peer = try await fixture.connectPeer()
+        defer { peer.close() }
+        for id in 1...3 {
+            peer.send(Frame.request(requestID: UInt64(id), service: "s", method: "large", arguments: []))
+        }
+        for id in 1...3 {
+            #expect(try await peer.response(to: UInt64(id))?.decodedValues() == [.string(large)])
+        }
+    }
+
     @Test("a responder answered after its connection closed frees the connection and settles the count")
     func responderOutlivesItsConnection() async throws {
         let slot = ResponderSlot()

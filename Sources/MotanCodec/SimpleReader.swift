@@ -104,6 +104,63 @@ struct SimpleReader {
         }
     }
 
+    /// `readValue` without making the value: the same checks and charges in the same order, so
+    /// a body passes exactly when `readValue` would decode it, and fails with the same error.
+    mutating func skipValue(end: Int, depth: Int) throws(MotanCodecError) {
+        let tagOffset = position
+        let tag = try readByte(end: end)
+        switch tag {
+        case 0:
+            try charge(payload: 0, offset: tagOffset)
+        case 1:
+            try skipString(end: end, elementOffset: tagOffset)
+        case 2, 4:
+            try charge(payload: 0, offset: tagOffset)
+            let contentEnd = try readContainerEnd(end: end)
+            while position < contentEnd {
+                try skipString(end: contentEnd, elementOffset: position)
+                if tag == 2 { try skipString(end: contentEnd, elementOffset: position) }
+            }
+        case 3:
+            let range = try readLengthPrefixed(end: end)
+            try charge(payload: range.count, offset: tagOffset)
+        case 5, 6:
+            try charge(payload: 0, offset: tagOffset)
+            _ = try readByte(end: end)
+        case 7:
+            try charge(payload: 0, offset: tagOffset)
+            try need(2, end: end)
+            position += 2
+        case 8, 9:
+            try charge(payload: 0, offset: tagOffset)
+            _ = try readVarint(end: end)
+        case 10:
+            try charge(payload: 0, offset: tagOffset)
+            _ = try readUInt32(end: end)
+        case 11:
+            try charge(payload: 0, offset: tagOffset)
+            _ = try readUInt32(end: end)
+            _ = try readUInt32(end: end)
+        case 20, 21:
+            guard depth < maxDepth else {
+                throw .simpleDepthLimitExceeded(limit: maxDepth, offset: tagOffset)
+            }
+            try charge(payload: 0, offset: tagOffset)
+            let contentEnd = try readContainerEnd(end: end)
+            while position < contentEnd {
+                try skipValue(end: contentEnd, depth: depth + 1)
+                if tag == 20 { try skipValue(end: contentEnd, depth: depth + 1) }
+            }
+        default:
+            throw .simpleUnknownTag(tag, offset: tagOffset)
+        }
+    }
+
+    private mutating func skipString(end: Int, elementOffset: Int) throws(MotanCodecError) {
+        let range = try readLengthPrefixed(end: end)
+        try charge(payload: range.count, offset: elementOffset)
+    }
+
     /// Counts one element with `payload` bytes of string or byte-array content, or throws if that
     /// would go over the budget. Payload is bounded by the body size, so the sum cannot overflow.
     @inline(__always)

@@ -245,6 +245,23 @@ public enum SimpleSerialization {
         }
     }
 
+    /// Checks that `body` decodes, with the same limits and errors as `decode`, without making
+    /// any value: for handlers that pass arguments on as they came (an echo, a forwarder) but
+    /// must not pass on what does not decode.
+    public static func validate(
+        _ body: UnsafeRawBufferPointer, maxDepth: Int = defaultMaxDepth, budget: DecodeBudget = .default
+    ) throws(MotanCodecError) -> SimpleBodyShape {
+        var reader = SimpleReader(bytes: body, maxDepth: maxDepth, budget: budget)
+        var shape = SimpleBodyShape()
+        while reader.position < body.count {
+            let start = reader.position
+            try reader.skipValue(end: body.count, depth: 0)
+            if shape.count == 0 { shape.firstValue = start..<reader.position }
+            shape.count += 1
+        }
+        return shape
+    }
+
     /// Decodes a frame body: gunzipped first when `gzipped`, to at most `maxContentLength` bytes,
     /// then decoded within `budget`, by default `DecodeBudget(contentLimit: maxContentLength)`.
     /// With a `gzip` context, zlib allocates nothing and the inflated bytes are never copied out.
@@ -272,5 +289,18 @@ public enum SimpleSerialization {
         }
         let inflated = try Gzip.decompress(body, maxOutput: maxContentLength)
         try inflated.withBytes { (bytes) throws(MotanCodecError) in try decode(bytes, into: &values, budget: budget) }
+    }
+}
+
+/// What `SimpleSerialization.validate` learns about a body that decodes.
+public struct SimpleBodyShape: Sendable, Equatable {
+    /// How many values the body holds.
+    public var count = 0
+    /// Where the first value's bytes are (tag included), if there is one.
+    public var firstValue: Range<Int>?
+
+    public init(count: Int = 0, firstValue: Range<Int>? = nil) {
+        self.count = count
+        self.firstValue = firstValue
     }
 }

@@ -95,7 +95,9 @@ struct RequestDispatcher: FrameHandler {
             connection.recycleArgumentStorage(request.takeArguments())
         case .raw(let body):
             let ticket = connection.beginCall(requestID: frame.requestID, startedAt: startedAt, isOneway: isOneway)
-            body(RawServerRequest(frame: frame), Responder(connection: connection, ticket: ticket))
+            body(
+                RawServerRequest(frame: frame, maxContentLength: maxContentLength),
+                Responder(connection: connection, ticket: ticket))
             connection.endCall()
         case .async(let body):
             dispatchAsync(frame, body, startedAt, isOneway, connection)

@@ -51,6 +51,24 @@ public struct Responder: ~Copyable {
         connection._withUnsafeGuaranteedRef { $0.answer(ticket, body: body, gzipped: gzipped) }
     }
 
+    /// Answers with one value of a plain request body, as it came: `range` is where the value
+    /// lies in the body (e.g. `checkArguments().firstValue`). No copy is made before the write.
+    public consuming func respond(passingThrough request: borrowing RawServerRequest, value range: Range<Int>) {
+        precondition(!request.isGzipped, "a gzipped body has no plain values to pass through")
+        let body = request.frame.body
+        precondition(range.lowerBound >= 0 && range.upperBound <= body.count, "range outside the request body")
+        let (connection, ticket) = take()
+        let value = UnsafeRawBufferPointer(rebasing: body[range])
+        connection._withUnsafeGuaranteedRef { $0.answer(ticket, body: value, gzipped: false, mayCompress: true) }
+    }
+
+    /// Answers as the server answers arguments that do not decode: errcode 500,
+    /// "deserialize arguments fail. …", as motan-go words it.
+    public consuming func respond(undecodableArguments error: MotanCodecError) {
+        let (connection, ticket) = take()
+        connection._withUnsafeGuaranteedRef { $0.answer(ticket, error: ArgumentDecoding.failure(error)) }
+    }
+
     /// Answers with a body that `writeBody` appends straight into the write batch.
     public consuming func respond(writingBody writeBody: (inout [UInt8]) -> Void) {
         let (connection, ticket) = take()

@@ -45,8 +45,13 @@ public struct ServerRequest: ~Copyable {
 /// `withUnsafeBody`.
 public struct RawServerRequest: ~Copyable {
     let frame: FrameView
+    /// The server's content limit, which sets the decoding budget as for decoded handlers.
+    let maxContentLength: Int
 
-    init(frame: FrameView) { self.frame = frame }
+    init(frame: FrameView, maxContentLength: Int) {
+        self.frame = frame
+        self.maxContentLength = maxContentLength
+    }
 
     public var requestID: UInt64 { frame.requestID }
     public var flags: MessageFlags { frame.flags }
@@ -62,6 +67,20 @@ public struct RawServerRequest: ~Copyable {
 
     /// Lends the body as on the wire (gzip data when `isGzipped`); the pointer is valid only
     /// inside `body`.
+    /// Decodes the arguments (gunzipping first if need be) as the server does for decoded
+    /// handlers, within the same budget.
+    public func decodeArguments() throws(MotanCodecError) -> [SimpleValue] {
+        try ArgumentDecoding.decode(frame.body, isGzipped: frame.isGzipped, maxContentLength: maxContentLength)
+    }
+
+    /// Checks that a plain body decodes, within the budget decoded handlers get, without making
+    /// any value; the ranges it returns are into the body. Nil for a gzipped body, which has no
+    /// plain values to point at: use `decodeArguments()` for it.
+    public func checkArguments() throws(MotanCodecError) -> SimpleBodyShape? {
+        guard !frame.isGzipped else { return nil }
+        return try SimpleSerialization.validate(frame.body, budget: DecodeBudget(contentLimit: maxContentLength))
+    }
+
     public func withUnsafeBody<R, E: Error>(
         _ body: (UnsafeRawBufferPointer) throws(E) -> R
     ) throws(E) -> R {

@@ -9,9 +9,30 @@ enum MotanDemoService {
 
     static func registry() -> ServiceRegistry {
         var registry = ServiceRegistry()
-        // On the loop, arguments decoded by the server: a request whose body does not decode
-        // never gets here, it is answered 500 "deserialize arguments fail." instead.
-        registry.handle(service: name, method: "echo") { request, responder in
+        // On the loop: the first argument goes back as it came, once the body is known to decode
+        // (else 500 "deserialize arguments fail.", as for decoded handlers). Nothing is decoded
+        // into values just to be encoded again; a gzipped body is.
+        registry.handleRaw(service: name, method: "echo") { request, responder in
+            let shape: SimpleBodyShape?
+            do throws(MotanCodecError) {
+                shape = try request.checkArguments()
+            } catch {
+                return responder.respond(undecodableArguments: error)
+            }
+            if let shape {
+                guard let first = shape.firstValue else { return responder.respond(.null) }
+                return responder.respond(passingThrough: request, value: first)
+            }
+            let arguments: [SimpleValue]
+            do throws(MotanCodecError) {
+                arguments = try request.decodeArguments()
+            } catch {
+                return responder.respond(undecodableArguments: error)
+            }
+            responder.respond(arguments.first ?? .null)
+        }
+        // The same answer through the decoded form: what decoding and encoding again cost.
+        registry.handle(service: name, method: "echoDecoded") { request, responder in
             responder.respond(request.arguments.first ?? .null)
         }
         // The body goes back byte for byte, never decoded: the server's own cost per request,

@@ -168,6 +168,54 @@ struct PropertyTests {
         }
     }
 
+    /// Validation must accept exactly what decoding accepts, under every limit, and fail with
+    /// the same error: handlers that pass arguments through rely on it.
+    @Test func validationAgreesWithDecoding() async {
+        let limits: [(Int, DecodeBudget)] = [
+            (SimpleSerialization.defaultMaxDepth, .default), (2, .default),
+            (64, DecodeBudget(maxElements: 6, maxBytes: 1 << 20)),
+            (64, DecodeBudget(maxElements: 1 << 20, maxBytes: 200)),
+        ]
+        func check(_ bytes: [UInt8]) {
+            for (maxDepth, budget) in limits {
+                bytes.withUnsafeBytes { body in
+                    let decoded = Result { () throws(MotanCodecError) in
+                        try SimpleSerialization.decode(body, maxDepth: maxDepth, budget: budget)
+                    }
+                    let shape = Result { () throws(MotanCodecError) in
+                        try SimpleSerialization.validate(body, maxDepth: maxDepth, budget: budget)
+                    }
+                    switch (decoded, shape) {
+                    case (.success(let values), .success(let shape)):
+                        #expect(shape.count == values.count)
+                        if let range = shape.firstValue {
+                            let first = try? SimpleSerialization.decode(UnsafeRawBufferPointer(rebasing: body[range]))
+                            #expect(first == [values[0]])
+                        } else {
+                            #expect(values.isEmpty)
+                        }
+                    case (.failure(let decodeError), .failure(let validateError)):
+                        #expect(validateError == decodeError)
+                    default:
+                        Issue.record("decode \(decoded) but validate \(shape) for \(bytes)")
+                    }
+                }
+            }
+        }
+        await propertyCheck(count: 400, input: valuesGenerator) { values throws in
+            let bytes = SimpleSerialization.encode(values)
+            check(bytes)
+            // Cut short and with a byte changed: the errors must agree too.
+            if !bytes.isEmpty {
+                check(Array(bytes.dropLast(1 + bytes.count / 3)))
+                var changed = bytes
+                changed[bytes.count / 2] ^= 0x5A
+                check(changed)
+            }
+        }
+        await propertyCheck(count: 400, input: noiseGenerator) { noise throws in check(noise) }
+    }
+
     @Test func javaSignExtendedInt32DecodesToTheSameValue() async {
         await propertyCheck(count: 300, input: Gen.int32()) { number throws in
             let zigzag = UInt32(bitPattern: (number << 1) ^ (number >> 31))

@@ -78,6 +78,32 @@ struct ServerHardeningTests {
         #expect(await eventually { fixture.server.statistics.inFlight == 0 })
     }
 
+    @Test("the demo echo answers the first argument as it came: plain, several, none, gzipped")
+    func demoEchoAnswers() async throws {
+        let server = try ServeProcess()
+        defer { server.terminate() }
+        let peers = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "demo-peer")
+        defer { peers.syncShutdown() }
+        let peer = try await BytePeer.connect(to: server.address, on: peers.loops[0])
+        defer { peer.close() }
+        let nested: SimpleValue = .map([SimplePair(.string("k"), .array([.int32(-7), .float64(2.5), .null]))])
+        let cases: [(body: [UInt8], gzip: Bool, answer: SimpleValue)] = [
+            (SimpleSerialization.encode([.string("plain")]), false, .string("plain")),
+            (SimpleSerialization.encode([nested, .string("second")]), false, nested),
+            ([], false, .null),
+            (try Gzip.compress(SimpleSerialization.encode([.string("zipped"), .bool(true)])), true, .string("zipped")),
+        ]
+        for method in ["echo", "echoDecoded"] {
+            for (index, item) in cases.enumerated() {
+                let id = UInt64(method == "echo" ? index + 1 : index + 101)
+                peer.send(rawRequest(id: id, service: demo, method: method, body: item.body, gzip: item.gzip))
+                let response = await peer.response(to: id)
+                #expect(response?.errorInfo == nil, "\(method) #\(index): \(response?.errorInfo?.errmsg ?? "")")
+                #expect(try response?.decodedValues() == [item.answer], "\(method) #\(index)")
+            }
+        }
+    }
+
     @Test("every undecodable request to every demo method gets 500 \"deserialize...\", errtype 1")
     func undecodableDemoRequests() async throws {
         let server = try ServeProcess()
@@ -90,7 +116,7 @@ struct ServerHardeningTests {
         #expect(bodies.count == 11)
         var id: UInt64 = 0
         var sent: [(UInt64, String)] = []
-        for method in ["echo", "hello", "sleep", "fail"] {
+        for method in ["echo", "echoDecoded", "hello", "sleep", "fail"] {
             for (name, body, gzip) in bodies {
                 id += 1
                 sent.append((id, "\(method): \(name)"))

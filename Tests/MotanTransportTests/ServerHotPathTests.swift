@@ -77,6 +77,54 @@ struct ServerHotPathTests {
         #expect(kept.withLock { $0 } == [keptArguments])
     }
 
+    @Test("raw handlers check arguments within the server's budget and pass a value slice through")
+    func rawArgumentChecks() async throws {
+        let fixture = try ServerFixture(configuration: .init(maxContentLength: 4096)) { registry in
+            registry.handleRaw(service: "s", method: "second") { request, responder in
+                let shape: SimpleBodyShape?
+                do throws(MotanCodecError) {
+                    shape = try request.checkArguments()
+                } catch {
+                    return responder.respond(undecodableArguments: error)
+                }
+                guard let shape else { return responder.respond(.string("gzipped")) }
+                // Where the second value lies: after the first.
+                let start = shape.firstValue?.upperBound ?? 0
+                let end = request.bodyCount
+                guard shape.count >= 2 else { return responder.respond(.int32(Int32(shape.count))) }
+                let rest = request.withUnsafeBody {
+                    try? SimpleSerialization.validate(UnsafeRawBufferPointer(rebasing: $0[start..<end]))
+                }
+                guard let second = rest?.firstValue else { return responder.respond(.null) }
+                responder.respond(
+                    passingThrough: request, value: (start + second.lowerBound)..<(start + second.upperBound))
+            }
+        }
+        defer { fixture.shutdown() }
+        let peer = try await fixture.connectPeer()
+        defer { peer.close() }
+        let twoValues = SimpleSerialization.encode([.string("first"), .array([.string("second")]), .bool(false)])
+        // 1,100 nulls fit in the bytes but not in the element budget of a 4 KiB content limit (1,024).
+        let tooMany = [UInt8](repeating: 0, count: 1_100)
+        let requests: [([UInt8], Bool)] = [
+            (twoValues, false), (SimpleSerialization.encode([.int64(1)]), false), (tooMany, false), ([0x7F], false),
+            (try Gzip.compress(twoValues), true),
+        ]
+        for (index, (body, gzip)) in requests.enumerated() {
+            var frame = Frame.request(requestID: UInt64(index + 1), service: "s", method: "second")
+            frame.body = body
+            if gzip { frame.header.flags.insert(.gzip) }
+            peer.send(frame)
+        }
+        #expect(try await peer.response(to: 1)?.decodedValues() == [.array([.string("second")])])
+        #expect(try await peer.response(to: 2)?.decodedValues() == [.int32(1)])
+        for id: UInt64 in [3, 4] {
+            let info = await peer.response(to: id)?.errorInfo
+            #expect(info?.errcode == 500 && info?.errmsg.hasPrefix("deserialize arguments fail.") == true, "\(id)")
+        }
+        #expect(try await peer.response(to: 5)?.decodedValues() == [.string("gzipped")])
+    }
+
     @Test("a value answer larger than a write chunk goes out whole")
     func largeValueAnswer() async throws {
         let large = String(repeating: "0123456789abcdef", count: 40_000)

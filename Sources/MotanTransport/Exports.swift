@@ -2,6 +2,7 @@
 @_exported import struct MotanCodec.Meta
 @_exported import enum MotanCodec.MotanCodecError
 @_exported import struct MotanCodec.MotanErrorInfo
+@_exported import struct MotanCodec.SimpleBodyShape
 @_exported import struct MotanCodec.SimplePair
 @_exported import enum MotanCodec.SimpleValue
 @_exported import enum MotanLoop.CloseReason

@@ -23,6 +23,15 @@ struct NIOCoexistenceTests {
         services.handleAsync(service: "s", method: "echo") { request in
             request.arguments.first ?? .null
         }
+        // The README's raw handler: checks the body, passes the first argument through.
+        services.handleRaw(service: "s", method: "first") { request, responder in
+            let shape: SimpleBodyShape?
+            do throws(MotanCodecError) { shape = try request.checkArguments() } catch {
+                return responder.respond(undecodableArguments: error)
+            }
+            guard let first = shape?.firstValue else { return responder.respond(passingThrough: request) }
+            responder.respond(passingThrough: request, value: first)
+        }
         let server = try ServerEndpoint(group: group, services: services)
         defer { server.close() }
         let client = ClientEndpoint(
@@ -30,5 +39,7 @@ struct NIOCoexistenceTests {
         defer { client.close() }
         let value = try await client.call(service: "s", method: "echo", arguments: [.string("hi")])
         #expect(value == .string("hi"))
+        let first = try await client.call(service: "s", method: "first", arguments: [.string("a"), .int32(2)])
+        #expect(first == .string("a"))
     }
 }

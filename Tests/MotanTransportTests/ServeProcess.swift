@@ -133,3 +133,27 @@ func readText(_ path: String) -> String? {
         bytes.append(contentsOf: chunk[0..<count])
     }
 }
+
+/// A `motan serve` child with one byte peer connected to it, for tests of the demo service.
+final class DemoServePeer: @unchecked Sendable {
+    let server: ServeProcess
+    let group = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "demo-peer")
+    let peer: BytePeer
+
+    init() async throws {
+        server = try ServeProcess()
+        do {
+            peer = try await BytePeer.connect(to: server.address, on: group.loops[0])
+        } catch {
+            group.syncShutdown()
+            server.terminate()
+            throw error
+        }
+    }
+
+    func close() {
+        peer.close()
+        group.syncShutdown()
+        server.terminate()
+    }
+}

@@ -80,12 +80,9 @@ struct ServerHardeningTests {
 
     @Test("the demo echo answers the first argument as it came: plain, several, none, gzipped")
     func demoEchoAnswers() async throws {
-        let server = try ServeProcess()
-        defer { server.terminate() }
-        let peers = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "demo-peer")
-        defer { peers.syncShutdown() }
-        let peer = try await BytePeer.connect(to: server.address, on: peers.loops[0])
-        defer { peer.close() }
+        let served = try await DemoServePeer()
+        defer { served.close() }
+        let peer = served.peer
         let nested: SimpleValue = .map([SimplePair(.string("k"), .array([.int32(-7), .float64(2.5), .null]))])
         let cases: [(body: [UInt8], gzip: Bool, answer: SimpleValue)] = [
             (SimpleSerialization.encode([.string("plain")]), false, .string("plain")),
@@ -106,12 +103,9 @@ struct ServerHardeningTests {
 
     @Test("every undecodable request to every demo method gets 500 \"deserialize...\", errtype 1")
     func undecodableDemoRequests() async throws {
-        let server = try ServeProcess()
-        defer { server.terminate() }
-        let peers = UVEventLoopGroup(numberOfLoops: 1, namePrefix: "demo-peer")
-        defer { peers.syncShutdown() }
-        let peer = try await BytePeer.connect(to: server.address, on: peers.loops[0])
-        defer { peer.close() }
+        let served = try await DemoServePeer()
+        defer { served.close() }
+        let peer = served.peer
         let bodies = try undecodableBodies(limit: FrameDecoder.defaultMaxContentLength)
         #expect(bodies.count == 11)
         var id: UInt64 = 0

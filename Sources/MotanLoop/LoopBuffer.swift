@@ -10,17 +10,37 @@
 /// buffer handed to `TCPConnection.write(buffer:)` is owned by the connection until written, then
 /// recycled through the loop's pool, so steady-state writes allocate nothing.
 public final class LoopBuffer {
-    public private(set) var base: UnsafeMutableRawPointer
-    public private(set) var capacity: Int
-    public var readerIndex: Int = 0
-    public private(set) var writerIndex: Int = 0
+    /// The buffer's state, behind a pointer of its own: every read and write touches the
+    /// indices, and as stored properties of a class each access would be a tracked dynamic
+    /// exclusivity check. The buffer is used on one thread at a time (its loop's).
+    private struct Indices {
+        var base: UnsafeMutableRawPointer
+        var capacity: Int
+        var readerIndex = 0
+        var writerIndex = 0
+    }
+    private let indices: UnsafeMutablePointer<Indices>
+
+    public var base: UnsafeMutableRawPointer { indices.pointee.base }
+    public var capacity: Int { indices.pointee.capacity }
+    public var readerIndex: Int {
+        get { indices.pointee.readerIndex }
+        set { indices.pointee.readerIndex = newValue }
+    }
+    public var writerIndex: Int { indices.pointee.writerIndex }
 
     public init(capacity: Int) {
-        self.capacity = max(capacity, 16)
-        base = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 16)
+        let capacity = max(capacity, 16)
+        indices = .allocate(capacity: 1)
+        indices.initialize(
+            to: Indices(base: .allocate(byteCount: capacity, alignment: 16), capacity: capacity))
     }
 
-    deinit { base.deallocate() }
+    deinit {
+        indices.pointee.base.deallocate()
+        indices.deinitialize(count: 1)
+        indices.deallocate()
+    }
 
     public var readableBytes: Int { writerIndex - readerIndex }
     public var writableBytes: Int { capacity - writerIndex }
@@ -31,8 +51,8 @@ public final class LoopBuffer {
     }
 
     public func clear() {
-        readerIndex = 0
-        writerIndex = 0
+        indices.pointee.readerIndex = 0
+        indices.pointee.writerIndex = 0
     }
 
     public func reserveCapacity(_ minimum: Int) {
@@ -42,15 +62,15 @@ public final class LoopBuffer {
         let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
         newBase.copyMemory(from: base, byteCount: writerIndex)
         base.deallocate()
-        base = newBase
-        capacity = newCapacity
+        indices.pointee.base = newBase
+        indices.pointee.capacity = newCapacity
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress, bytes.count > 0 else { return }
         reserveCapacity(writerIndex + bytes.count)
         (base + writerIndex).copyMemory(from: source, byteCount: bytes.count)
-        writerIndex += bytes.count
+        indices.pointee.writerIndex += bytes.count
     }
 
     public func write(_ bytes: some Sequence<UInt8>) {
@@ -63,7 +83,7 @@ public final class LoopBuffer {
     public func write(byte: UInt8) {
         reserveCapacity(writerIndex + 1)
         base.storeBytes(of: byte, toByteOffset: writerIndex, as: UInt8.self)
-        writerIndex += 1
+        indices.pointee.writerIndex += 1
     }
 
     /// Lets a caller (e.g. an encoder) write in place; `body` returns how many bytes it wrote.
@@ -74,7 +94,7 @@ public final class LoopBuffer {
         let written = body(
             UnsafeMutableRawBufferPointer(start: base + writerIndex, count: writableBytes))
         precondition(written >= 0 && written <= writableBytes)
-        writerIndex += written
+        indices.pointee.writerIndex += written
     }
 
     /// Counts `count` bytes the caller stored at `base + writerIndex` (after checking
@@ -82,12 +102,12 @@ public final class LoopBuffer {
     @inline(__always)
     public func moveWriterIndex(forwardBy count: Int) {
         precondition(count >= 0 && count <= writableBytes, "wrote past the buffer's capacity")
-        writerIndex += count
+        indices.pointee.writerIndex += count
     }
 
     public func readBytes() -> [UInt8] {
         let out = Array(readableView)
-        readerIndex = writerIndex
+        indices.pointee.readerIndex = writerIndex
         return out
     }
 }

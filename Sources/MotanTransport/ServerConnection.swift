@@ -18,7 +18,10 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     private let decoder: UnsafeMutablePointer<FrameDecoder>
     /// The pooled chunk the current batch of responses is encoded into (at `hot.cursor`);
     /// handed to the connection (no copy) when the batch is written or the chunk is full.
-    private var out: LoopBuffer?
+    private var out: LoopBuffer? {
+        get { hot.pointee.out }
+        set { hot.pointee.out = newValue }
+    }
     /// What every request touches, behind a pointer of this connection's own, used only on its
     /// loop: so these accesses need none of the dynamic exclusivity checks (and none of the
     /// retains) that stored properties of a class get.
@@ -30,6 +33,8 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     private var gzip: GzipContext?
     private var compressed: [UInt8] = []
     struct HotState {
+        /// The batch chunk (see `out`).
+        var out: LoopBuffer? = nil
         /// Next free byte of the batch chunk, its end, and the first byte not yet recorded in
         /// the chunk's writer index.
         var cursor: UnsafeMutableRawPointer? = nil

@@ -272,39 +272,45 @@ final class ServerConnection: TCPConnectionDelegate, @unchecked Sendable {
     func answer(_ ticket: AnswerTicket, value: borrowing SimpleValue) {
         if !ticket.isOneway {
             let bodyCount = SimpleSerialization.encodedCount(value)
-            let threshold = server.gzipResponsesAbove
-            if threshold > 0 && bodyCount > threshold {
+            if compresses(bodyCount) {
                 return answer(ticket) { SimpleSerialization.encode(copy value, into: &$0) }
             }
-            let processTime = processTime(ticket)
-            let total = FrameEncoder.responseOverhead(processTime: processTime) + bodyCount
-            let start = reserve(total)
-            let head = FrameEncoder.writeResponseHead(
-                requestID: ticket.requestID, processTime: processTime, bodyCount: bodyCount, gzipped: false,
-                to: start)
-            SimpleSerialization.encode(
-                copy value, to: UnsafeMutableRawBufferPointer(start: start + head, count: bodyCount))
-            commit(total)
+            writeResponseFrame(ticket, bodyCount: bodyCount, gzipped: false) {
+                SimpleSerialization.encode(copy value, to: $0)
+            }
         }
         requestFinished(ticket)
+    }
+
+    /// Whether a body the handler produced goes out gzipped, as the server is configured.
+    private func compresses(_ bodyCount: Int) -> Bool {
+        let threshold = server.gzipResponsesAbove
+        return threshold > 0 && bodyCount > threshold
     }
 
     private func writeResponse(
         _ ticket: AnswerTicket, body: UnsafeRawBufferPointer, gzipped: Bool, mayCompress: Bool
     ) {
-        let threshold = server.gzipResponsesAbove
-        if mayCompress && !gzipped && threshold > 0 && body.count > threshold && writeCompressed(ticket, body) {
-            return
+        if mayCompress && !gzipped && compresses(body.count) && writeCompressed(ticket, body) { return }
+        writeResponseFrame(ticket, bodyCount: body.count, gzipped: gzipped) { destination in
+            if let source = body.baseAddress, body.count > 0 {
+                destination.baseAddress!.copyMemory(from: source, byteCount: body.count)
+            }
         }
+    }
+
+    /// One response frame in the batch chunk: the head here, the body by `writeBody` into
+    /// exactly `bodyCount` bytes right after it.
+    @inline(__always)
+    private func writeResponseFrame(
+        _ ticket: AnswerTicket, bodyCount: Int, gzipped: Bool, _ writeBody: (UnsafeMutableRawBufferPointer) -> Void
+    ) {
         let processTime = processTime(ticket)
-        let total = FrameEncoder.responseOverhead(processTime: processTime) + body.count
+        let total = FrameEncoder.responseOverhead(processTime: processTime) + bodyCount
         let start = reserve(total)
         let head = FrameEncoder.writeResponseHead(
-            requestID: ticket.requestID, processTime: processTime, bodyCount: body.count, gzipped: gzipped,
-            to: start)
-        if let source = body.baseAddress, body.count > 0 {
-            (start + head).copyMemory(from: source, byteCount: body.count)
-        }
+            requestID: ticket.requestID, processTime: processTime, bodyCount: bodyCount, gzipped: gzipped, to: start)
+        writeBody(UnsafeMutableRawBufferPointer(start: start + head, count: bodyCount))
         commit(total)
     }
 

@@ -197,11 +197,11 @@ public enum FrameEncoder {
         output.append(header.flags.rawValue)
         output.append(header.versionStatusByte)
         output.append(header.serializationByte)
-        SimpleSerialization.appendUInt64(header.requestID, into: &output)
+        SimpleSerialization.writeUInt64(header.requestID, to: &output)
     }
 
     private static func appendUInt32(_ value: UInt32, into output: inout [UInt8]) {
-        SimpleSerialization.appendUInt32(value, into: &output)
+        SimpleSerialization.writeUInt32(value, to: &output)
     }
 
     private static func reserveSize(_ output: inout [UInt8]) -> Int {
@@ -213,7 +213,7 @@ public enum FrameEncoder {
     }
 
     private static func appendSized(_ bytes: UnsafeRawBufferPointer, into output: inout [UInt8]) {
-        SimpleSerialization.appendLengthPrefixed(bytes, into: &output)
+        SimpleSerialization.writeLengthPrefixed(bytes, to: &output)
     }
 
     @inline(__always)

@@ -29,9 +29,9 @@ public enum SimpleSerialization {
         return counter.count
     }
 
-    /// Encodes `value` into `destination`, which must hold at least `encodedCount(value)`
-    /// bytes (a smaller one traps, it is never overrun), and returns how many it wrote: for writers that size their space first and then
-    /// write in place, with no intermediate array.
+    /// Encodes `value` into `destination`, which must hold at least `encodedCount(value)` bytes
+    /// (a smaller one traps, it is never overrun), and returns how many it wrote: for writers
+    /// that size their space first and then write in place, with no intermediate array.
     @discardableResult
     public static func encode(_ value: SimpleValue, to destination: UnsafeMutableRawBufferPointer) -> Int {
         var writer = SimpleMemoryWriter(destination)
@@ -85,8 +85,7 @@ public enum SimpleSerialization {
             writeUInt32(number.bitPattern, to: &output)
         case .float64(let number):
             output.put(11)
-            writeUInt32(UInt32(truncatingIfNeeded: number.bitPattern >> 32), to: &output)
-            writeUInt32(UInt32(truncatingIfNeeded: number.bitPattern), to: &output)
+            writeUInt64(number.bitPattern, to: &output)
         case .map(let pairs):
             writeContainer(tag: 20, to: &output) { out in
                 for pair in pairs {
@@ -126,31 +125,6 @@ public enum SimpleSerialization {
         write(.int64(number), to: &output)
     }
 
-    static func appendUInt32(_ value: UInt32, into output: inout [UInt8]) {
-        writeUInt32(value, to: &output)
-    }
-
-    static func appendLengthPrefixed(_ string: String, into output: inout [UInt8]) {
-        writeLengthPrefixed(string, to: &output)
-    }
-
-    static func appendLengthPrefixed(_ bytes: UnsafeRawBufferPointer, into output: inout [UInt8]) {
-        writeLengthPrefixed(bytes, to: &output)
-    }
-
-    static func appendContainer(tag: UInt8, into output: inout [UInt8], _ writeContent: (inout [UInt8]) -> Void) {
-        writeContainer(tag: tag, to: &output, writeContent)
-    }
-
-    static func appendVarint(_ value: UInt64, into output: inout [UInt8]) {
-        writeVarint(value, to: &output)
-    }
-
-    static func appendUInt64(_ value: UInt64, into output: inout [UInt8]) {
-        writeUInt32(UInt32(truncatingIfNeeded: value >> 32), to: &output)
-        writeUInt32(UInt32(truncatingIfNeeded: value), to: &output)
-    }
-
     /// Puts a zero length where a frame part's length goes, and returns where to patch it.
     static func reserveLength(_ output: inout [UInt8]) -> Int {
         let position = output.count
@@ -172,6 +146,10 @@ public enum SimpleSerialization {
     }
 
     static func writeUInt32<Sink: SimpleSink>(_ value: UInt32, to output: inout Sink) {
+        withUnsafeBytes(of: value.bigEndian) { output.put($0) }
+    }
+
+    static func writeUInt64<Sink: SimpleSink>(_ value: UInt64, to output: inout Sink) {
         withUnsafeBytes(of: value.bigEndian) { output.put($0) }
     }
 

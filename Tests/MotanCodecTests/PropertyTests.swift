@@ -221,7 +221,7 @@ struct PropertyTests {
             let zigzag = UInt32(bitPattern: (number << 1) ^ (number >> 31))
             // Java widens the zigzag value as a signed int before writing a 64-bit varint.
             var javaBytes: [UInt8] = [8]
-            SimpleSerialization.appendVarint(UInt64(bitPattern: Int64(Int32(bitPattern: zigzag))), into: &javaBytes)
+            SimpleSerialization.writeVarint(UInt64(bitPattern: Int64(Int32(bitPattern: zigzag))), to: &javaBytes)
             #expect(try SimpleSerialization.decode(javaBytes) == [.int32(number)])
             let ours = SimpleSerialization.encode([.int32(number)])
             #expect(ours.count <= 6)

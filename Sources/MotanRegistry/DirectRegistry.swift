@@ -16,7 +16,7 @@ public final class DirectRegistry: Registry {
     public let servers: [RegistryAddress.Host]
     public let loop: UVEventLoop
 
-    private struct State {
+    private struct State: ClosableRegistryState {
         var registered: [String: Registration] = [:]
         var subscriptions: Set<UInt64> = []
         var nextSubscriptionID: UInt64 = 0
@@ -53,19 +53,19 @@ public final class DirectRegistry: Registry {
     }
 
     public func unregister(_ url: MotanURL) async throws(RegistryError) {
-        try withOpenState { $0.registered[url.identity] = nil }
+        try state.withOpenState { $0.registered[url.identity] = nil }
     }
 
     public func available(_ url: MotanURL?) async throws(RegistryError) { try move(url, to: .available) }
     public func unavailable(_ url: MotanURL?) async throws(RegistryError) { try move(url, to: .unavailable) }
 
     private func record(_ url: MotanURL, _ serviceState: ServiceState) throws(RegistryError) {
-        try withOpenState { $0.registered[url.identity] = Registration(url: url, state: serviceState) }
+        try state.withOpenState { $0.registered[url.identity] = Registration(url: url, state: serviceState) }
     }
 
     /// Only bookkeeping: nobody reads states from a direct registry.
     private func move(_ url: MotanURL?, to serviceState: ServiceState) throws(RegistryError) {
-        let known = try withOpenState { state -> Bool in
+        let known = try state.withOpenState { state -> Bool in
             guard let url else {
                 for key in Array(state.registered.keys) { state.registered[key]!.state = serviceState }
                 return true
@@ -77,16 +77,10 @@ public final class DirectRegistry: Registry {
         if !known, let url { throw .notRegistered(url.description) }
     }
 
-    private func withOpenState<T>(_ body: (inout State) -> T) throws(RegistryError) -> T {
-        let result: T? = state.withLock { state in state.isClosed ? nil : body(&state) }
-        guard let result else { throw .closed }
-        return result
-    }
-
     public func subscribe(_ url: MotanURL, listener: @escaping RegistryListener) async throws(RegistryError)
         -> RegistrySubscription
     {
-        let id = try withOpenState { state -> UInt64 in
+        let id = try state.withOpenState { state -> UInt64 in
             state.nextSubscriptionID += 1
             state.subscriptions.insert(state.nextSubscriptionID)
             return state.nextSubscriptionID
@@ -103,7 +97,7 @@ public final class DirectRegistry: Registry {
     }
 
     public func discover(_ url: MotanURL) async throws(RegistryError) -> [MotanURL] {
-        try withOpenState { _ in () }
+        try state.withOpenState { _ in () }
         return servers(for: url)
     }
 

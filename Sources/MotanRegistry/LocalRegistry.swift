@@ -36,7 +36,7 @@ public final class LocalRegistry: Registry {
         var listener: RegistryListener
     }
 
-    private struct State {
+    private struct State: ClosableRegistryState {
         var entries: [ServiceKey: [String: Registration]] = [:]
         var subscribers: [UInt64: Subscriber] = [:]
         var nextSubscriptionID: UInt64 = 0
@@ -86,7 +86,7 @@ public final class LocalRegistry: Registry {
 
     private func setState(_ newState: ServiceState, of url: MotanURL?) throws(RegistryError) {
         guard let url else {
-            let changed = try withOpenState { state -> [ServiceKey] in
+            let changed = try state.withOpenState { state -> [ServiceKey] in
                 var changed: [ServiceKey] = []
                 for key in Array(state.entries.keys) {
                     let before = state.available(key)
@@ -110,7 +110,7 @@ public final class LocalRegistry: Registry {
         _ url: MotanURL, operation: String, _ change: (inout [String: Registration], String) -> Void
     ) throws(RegistryError) {
         let key = ServiceKey(url)
-        let moved = try withOpenState { state -> Bool in
+        let moved = try state.withOpenState { state -> Bool in
             let before = state.available(key)
             var entries = state.entries[key] ?? [:]
             change(&entries, url.hostPort)
@@ -120,19 +120,13 @@ public final class LocalRegistry: Registry {
         if moved { notify(key) }
     }
 
-    private func withOpenState<T>(_ body: (inout State) -> T) throws(RegistryError) -> T {
-        let result: T? = state.withLock { state in state.isClosed ? nil : body(&state) }
-        guard let result else { throw .closed }
-        return result
-    }
-
     // MARK: client side
 
     public func subscribe(_ url: MotanURL, listener: @escaping RegistryListener) async throws(RegistryError)
         -> RegistrySubscription
     {
         let key = ServiceKey(url)
-        let id = try withOpenState { state -> UInt64 in
+        let id = try state.withOpenState { state -> UInt64 in
             state.nextSubscriptionID += 1
             state.subscribers[state.nextSubscriptionID] = Subscriber(key: key, listener: listener)
             return state.nextSubscriptionID
@@ -146,7 +140,7 @@ public final class LocalRegistry: Registry {
     }
 
     public func discover(_ url: MotanURL) async throws(RegistryError) -> [MotanURL] {
-        try withOpenState { $0.available(ServiceKey(url)) }
+        try state.withOpenState { $0.available(ServiceKey(url)) }
     }
 
     public func registrations() async -> [Registration] {

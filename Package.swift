@@ -138,7 +138,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MotanTransportTests",
-            dependencies: ["MotanTransport", "MotanLoop", "MotanCodec", "MotanHarness"]
+            dependencies: ["MotanTransport", "MotanLoop", "MotanCodec", "MotanHarness", "MotanTestSupport"]
         ),
         .testTarget(
             name: "MotanRegistryTests",

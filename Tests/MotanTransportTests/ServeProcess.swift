@@ -1,18 +1,16 @@
 import Foundation
 import MotanLoop
+import MotanTestSupport
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
 enum ServeProcessError: Error, CustomStringConvertible {
-    case binaryNotFound(String)
     case didNotStart(String)
 
     var description: String {
         switch self {
-        case .binaryNotFound(let searched):
-            return "motan binary not found next to the test bundle (searched from \(searched)); build it first"
         case .didNotStart(let output): return "motan serve did not report its port: \(output)"
         }
     }
@@ -26,7 +24,7 @@ final class ServeProcess: @unchecked Sendable {
 
     /// Starts `motan serve --port port` and waits (bounded) for its "listening on" line.
     init(port: Int = 0, loops: Int = 1, arguments extra: [String] = []) throws {
-        let binary = try Self.binary()
+        let binary = try MotanChild.binary()
         outputPath = NSTemporaryDirectory() + "motan-serve-\(UUID().uuidString).out"
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: binary)
@@ -102,20 +100,6 @@ final class ServeProcess: @unchecked Sendable {
         }
         process.waitUntilExit()
         try? FileManager.default.removeItem(atPath: outputPath)
-    }
-
-    /// The `motan` executable built next to this test bundle.
-    static func binary() throws -> String {
-        let executable =
-            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0]
-        var directory = URL(fileURLWithPath: executable).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = directory.appendingPathComponent("motan").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            directory = directory.deletingLastPathComponent()
-        }
-        throw ServeProcessError.binaryNotFound(executable)
     }
 }
 

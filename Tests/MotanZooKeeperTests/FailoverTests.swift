@@ -1,5 +1,6 @@
 import MotanLoop
 import MotanRegistry
+import MotanTestSupport
 import Testing
 
 @testable import MotanZooKeeper

@@ -1,4 +1,5 @@
 import MotanLoop
+import MotanTestSupport
 import Synchronization
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import MotanLoop
+import MotanTestSupport
 import Synchronization
 import Testing
 
@@ -187,25 +188,13 @@ actor SharedZooKeeper {
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes; every wait in this suite is bounded.
+/// The shared polling wait with this suite's bounds: sessions and watches take longer than
+/// in-process events.
 func eventually(
     timeout: Duration = .seconds(10), poll: Duration = .milliseconds(10),
     _ condition: () async -> Bool
 ) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: poll)
-    }
-    return await condition()
-}
-
-/// A thread-safe box for values tests collect from loop callbacks.
-final class Box<Value: Sendable>: Sendable {
-    private let storage: Mutex<Value>
-    init(_ value: Value) { storage = Mutex(value) }
-    var value: Value { storage.withLock { $0 } }
-    func mutate<R>(_ body: (inout Value) -> R) -> R { storage.withLock { body(&$0) } }
+    await MotanTestSupport.eventually(timeout: timeout, poll: poll, condition)
 }
 
 /// A loop and clients on it, shut down together.

@@ -1,4 +1,5 @@
 import Foundation
+import MotanTestSupport
 import MotanTransport
 import Synchronization
 import Testing

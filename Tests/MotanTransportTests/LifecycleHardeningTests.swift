@@ -2,6 +2,7 @@ import Dispatch
 import MotanCodec
 import MotanHarness
 import MotanLoop
+import MotanTestSupport
 import Testing
 
 @testable import MotanTransport
@@ -152,7 +153,8 @@ struct LengthPrefixedEchoTests {
             return handler
         }
         defer { server.close() }
-        let client = try await BytePeer.connectCollecting(to: TCPAddress(host: "127.0.0.1", port: server.port), on: loop)
+        let client = try await BytePeer.connectCollecting(
+            to: TCPAddress(host: "127.0.0.1", port: server.port), on: loop)
         #expect(await eventually { serverSide.value != nil })
         let stream = Self.stream()
         // Hand the handler the reads a peer could cause, piece by piece, on its loop: the kernel

@@ -1,5 +1,6 @@
 import MotanCodec
 import MotanLoop
+import MotanTestSupport
 import Testing
 
 @testable import MotanTransport

@@ -1,6 +1,7 @@
 import Foundation
 import MotanCodec
 import MotanLoop
+import MotanTestSupport
 import Testing
 
 @testable import MotanTransport

@@ -1,5 +1,6 @@
 import MotanCodec
 import MotanLoop
+import MotanTestSupport
 import Synchronization
 import Testing
 

@@ -1,6 +1,7 @@
 import Foundation
 import MotanCodec
 import MotanLoop
+import MotanTestSupport
 import Synchronization
 import Testing
 

@@ -1,33 +1,11 @@
 import Foundation
 import MotanCodec
 import MotanLoop
+import MotanTestSupport
 import Synchronization
 import Testing
 
 @testable import MotanTransport
-
-/// Polls `condition` until it holds or `timeout` passes; every wait in this suite is bounded.
-func eventually(
-    timeout: Duration = .seconds(5), poll: Duration = .milliseconds(5),
-    _ condition: () -> Bool
-) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: poll)
-    }
-    return condition()
-}
-
-/// A thread-safe box for values tests collect from loop callbacks.
-final class Box<Value: Sendable>: Sendable {
-    private let storage: Mutex<Value>
-    init(_ value: Value) { storage = Mutex(value) }
-    var value: Value {
-        storage.withLock { $0 }
-    }
-    func mutate<R>(_ body: (inout Value) -> R) -> R { storage.withLock { body(&$0) } }
-}
 
 enum TestService {
     static let name = "test.EchoService"
@@ -113,7 +91,6 @@ struct DemoFailure: Error, CustomStringConvertible {
     var message: String
     var description: String { message }
 }
-
 
 func requestFrame(
     id: UInt64, service: String = TestService.name, method: String = "echo",

@@ -1,4 +1,5 @@
 import MotanLoop
+import MotanTestSupport
 import Testing
 
 @testable import MotanTransport
